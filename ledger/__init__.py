@@ -1,0 +1,1 @@
+"""Engagement Ledger: the domain and the application service (no projections, no UI)."""

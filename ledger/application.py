@@ -1,0 +1,253 @@
+"""The application service: load an engagement, check input, role and rules, decide, save.
+
+Checks run in the order of DESIGN rule 9: input (exit 2), role (exit 4), rules (exit 3).
+A version conflict (another writer saved first) is retried against the fresh state.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from ledger.commands import Command, EngagementCommand, OpenEngagement
+from ledger.engagement import Engagement
+from ledger.errors import ConcurrentChange, InvalidInput, LedgerError
+from ledger.events import EngagementEvent, Stamp
+from ledger.roles import Action, Actor, check_acts_as_party, check_permitted
+from ledger.storage import Database, resolve
+from ledger.transcodings import register_ledger_transcodings
+from ledger.validation import parse_time
+
+Clock = Callable[[], datetime]
+MAX_ATTEMPTS = 12
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engagements(Application[UUID]):
+    """Every engagement's record, one event-sourced aggregate each."""
+
+    name = "Engagements"
+    snapshotting_intervals = {Engagement: 200}
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "1000",
+        # Commands check before they change anything, and a failed save evicts the cached
+        # engagement, so the cache need not hand out deep copies.
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock | None = None) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or utc_now
+        self._write_lock = threading.RLock()
+        self.conflicts_retried = 0
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_ledger_transcodings(transcoder)
+
+    # Writing --------------------------------------------------------------------------
+
+    def open_engagement(self, command: OpenEngagement, actor: Actor) -> UUID:
+        check_permitted(actor, command.action)
+        command_id = command.command_id or new_command_id()
+        engagement_id = Engagement.create_id(command_id)
+        digest = command.digest()
+        with self._write_lock:
+            for _attempt in range(MAX_ATTEMPTS):
+                existing = self._find(engagement_id)
+                if existing is not None:
+                    check_same_command(existing, command_id, digest)
+                    return engagement_id
+                stamp = Stamp(actor, command_id, digest, self.clock())
+                engagement = Engagement.open(
+                    stamp, command.title, command.client, command.contractor, command.curator,
+                    command.budget, command.currency, command.inspection_days, command.grace_days,
+                )
+                try:
+                    self.save(engagement)
+                except IntegrityError:
+                    self._note_conflict()
+                    continue
+                return engagement_id
+        raise ConcurrentChange("the engagement could not be opened: too many concurrent changes")
+
+    def execute(self, command: EngagementCommand, actor: Actor) -> str | None:
+        """Applies one command to its engagement; returns the id it created, if any."""
+        command_id = command.command_id or new_command_id()
+        digest = command.digest()
+        with self._write_lock:
+            for _attempt in range(MAX_ATTEMPTS):
+                engagement = self._load(command.engagement_id)
+                if command_id in engagement.commands:
+                    return check_same_command(engagement, command_id, digest)
+                try:
+                    command.check_against(engagement)
+                    check_permitted(actor, command.action)
+                    if command.party is not None:
+                        check_acts_as_party(actor, command.party)
+                    result = command.apply_to(engagement, Stamp(actor, command_id, digest,
+                                                                 self.clock()))
+                    self.save(engagement)
+                except IntegrityError:
+                    self._evict(engagement.id)
+                    self._note_conflict()
+                    continue
+                except BaseException:
+                    self._evict(engagement.id)
+                    raise
+                return result
+        raise ConcurrentChange(f"engagement {command.engagement_id} kept changing under this "
+                               f"command; {MAX_ATTEMPTS} attempts failed")
+
+    def save_many(self, engagements: list[Engagement]) -> None:
+        """Saves several engagements built in memory in one transaction (bulk work, the demo)."""
+        self.save(*engagements)
+
+    # Reading --------------------------------------------------------------------------
+
+    def engagement(self, engagement_id: UUID | str, actor: Actor, version: int | None = None,
+                   at: str | datetime | None = None) -> Engagement:
+        """The engagement now, after event `version`, or as it stood at time `at`."""
+        check_permitted(actor, Action.READ)
+        engagement_id = parse_engagement_id(engagement_id)
+        current = self._load(engagement_id)
+        if at is not None:
+            version = self.version_at(engagement_id, at, current)
+        if version is None or version == current.version:
+            return current
+        if not 1 <= version <= current.version:
+            raise InvalidInput(f"version {version} does not exist: this engagement has "
+                               f"versions 1 to {current.version}")
+        return self.repository.get(engagement_id, version=version)
+
+    def version_at(self, engagement_id: UUID, at: str | datetime,
+                   current: Engagement | None = None) -> int:
+        moment = parse_time(at, "--at")
+        current = current or self._load(engagement_id)
+        if moment < current.created_on:
+            raise InvalidInput(f"{moment.isoformat()} is before the engagement was opened "
+                               f"({current.created_on.isoformat()})")
+        if moment >= current.modified_on:
+            return current.version
+        version = 1
+        for event in self.events.get(engagement_id):
+            if event.timestamp > moment:
+                break
+            version = event.originator_version
+        return version
+
+    def history(self, engagement_id: UUID | str, actor: Actor) -> Iterator[EngagementEvent]:
+        check_permitted(actor, Action.READ)
+        engagement_id = parse_engagement_id(engagement_id)
+        self._load(engagement_id)
+        return self.events.get(engagement_id)  # type: ignore[return-value]
+
+    def engagement_ids(self) -> Iterator[UUID]:
+        """Every engagement's id, in the order they were opened (from the notification log)."""
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=1000)
+            if not page:
+                return
+            for notification in page:
+                if notification.originator_version == 1:
+                    yield notification.originator_id
+            start = page[-1].id + 1
+
+    def count_events(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    # Internals ------------------------------------------------------------------------
+
+    def _find(self, engagement_id: UUID) -> Engagement | None:
+        try:
+            return self.repository.get(engagement_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _load(self, engagement_id: UUID) -> Engagement:
+        found = self._find(engagement_id)
+        if found is None:
+            raise InvalidInput(f"no engagement {engagement_id}")
+        return found
+
+    def _evict(self, engagement_id: UUID) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cache.get(engagement_id, evict=True)
+            except KeyError:
+                pass
+
+    def _note_conflict(self) -> None:
+        self.conflicts_retried += 1
+        time.sleep(random.uniform(0.001, 0.02))
+
+
+def check_same_command(engagement: Engagement, command_id: str, digest: str) -> str | None:
+    """A command id seen before: the same command is answered as before; another is refused."""
+    recorded_digest, result = engagement.commands[command_id]
+    if recorded_digest != digest:
+        raise InvalidInput(f"command id {command_id!r} was already used for a different command")
+    return result
+
+
+def parse_engagement_id(value: UUID | str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not an engagement id (a UUID)") from None
+
+
+def new_command_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def open_ledger(url: str | None = None, clock: Clock | None = None,
+                database: Database | None = None) -> Engagements:
+    """Opens the ledger on a database URL, creating its tables once if they are missing."""
+    database = database or resolve(url)
+    env = dict(database.env)
+    if database.is_postgres:
+        env["CREATE_TABLE"] = "no"
+    try:
+        app = Engagements(env=env, clock=clock)
+    except LedgerError:
+        raise
+    except Exception as error:  # the library reports connection problems in many ways
+        raise LedgerError(f"cannot open the ledger at {database.url}: {one_line(error)}") from None
+    if database.is_postgres:
+        from ledger.storage import prepare_postgres
+
+        def create_tables() -> None:
+            app.recorder.create_table()  # type: ignore[attr-defined]
+            if app.snapshots is not None:
+                app.snapshots.recorder.create_table()  # type: ignore[attr-defined]
+
+        prepare_postgres(database, create_tables)
+    app.database = database  # type: ignore[attr-defined]
+    return app
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def describe_result(result: Any) -> str:
+    return "" if result is None else str(result)

@@ -1,0 +1,263 @@
+"""The Engagement aggregate: one engagement's whole story, and its lifecycle.
+
+Each concept's commands, events and guards live in their own module (interviews, agreements,
+milestones); this module joins them and holds the engagement-wide facts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.agreements import AgreementKind, AgreementsMixin
+from ledger.errors import InvalidInput, RuleViolation
+from ledger.events import EngagementEvent, Stamp
+from ledger.interviews import InterviewsMixin
+from ledger.milestones import CLOSED_STATUSES, MilestonesMixin, check_within_budget
+
+#: Engagement ids are derived from the opening command's id, so a retried open makes no second one.
+ENGAGEMENT_NAMESPACE = uuid.UUID("5b0e7c1e-7a43-4f4e-9d43-6f1c1c0de001")
+
+LIFECYCLE = ("vetting", "contracting", "active", "closed")
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+    NOT_HIRED = "not_hired"
+
+
+@dataclass
+class Entry:
+    """A dated line of the engagement's record: a note, a correction, an acknowledgement."""
+
+    at: datetime
+    by: str
+    text: str
+    ref: str | None = None
+
+
+class EngagementOpened(EngagementEvent, Aggregate.Created):
+    TOPIC = "engagement-ledger:EngagementOpened"
+
+    title: str
+    client: str
+    contractor: str
+    curator: str
+    budget: Decimal
+    currency: str
+    inspection_days: int
+    grace_days: int
+
+    def change(self, engagement: Any) -> None:
+        engagement.start(self)
+
+    def summary(self) -> str:
+        return (f"engagement opened: {self.title} ({self.client} with {self.contractor}), "
+                f"budget {self.budget} {self.currency}, curator {self.curator}")
+
+
+class CuratorReassigned(EngagementEvent):
+    TOPIC = "engagement-ledger:CuratorReassigned"
+
+    curator: str
+    reason: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.curator = self.curator
+
+    def summary(self) -> str:
+        return f"curator reassigned to {self.curator}"
+
+
+class BudgetChanged(EngagementEvent):
+    TOPIC = "engagement-ledger:BudgetChanged"
+
+    budget: Decimal
+    reason: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.budget = self.budget
+
+    def summary(self) -> str:
+        return f"budget changed to {self.budget}"
+
+
+class PlaybookAcknowledged(EngagementEvent):
+    TOPIC = "engagement-ledger:PlaybookAcknowledged"
+
+    policy_version: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.playbook.append(Entry(self.timestamp, self.actor, self.policy_version))
+
+    def summary(self) -> str:
+        return f"playbook {self.policy_version} acknowledged by {self.actor}"
+
+
+class NoteLogged(EngagementEvent):
+    TOPIC = "engagement-ledger:NoteLogged"
+
+    text: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.notes.append(Entry(self.timestamp, self.actor, self.text))
+
+    def summary(self) -> str:
+        return f"note by {self.actor}"
+
+
+class CorrectionRecorded(EngagementEvent):
+    TOPIC = "engagement-ledger:CorrectionRecorded"
+
+    corrected_version: int
+    reason: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.corrections.append(
+            Entry(self.timestamp, self.actor, self.reason, ref=str(self.corrected_version))
+        )
+
+    def summary(self) -> str:
+        return f"correction of version {self.corrected_version}"
+
+
+class EngagementClosed(EngagementEvent):
+    TOPIC = "engagement-ledger:EngagementClosed"
+
+    outcome: str
+    reason: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.status = "closed"
+        engagement.outcome = self.outcome
+        engagement.closed_at = self.timestamp
+
+    def summary(self) -> str:
+        return f"engagement closed: {self.outcome}"
+
+
+class Engagement(InterviewsMixin, AgreementsMixin, MilestonesMixin, Aggregate):
+    """One engagement with a freelancer or contractor firm."""
+
+    TOPIC = "engagement-ledger:Engagement"
+    Event = EngagementEvent
+    Created = EngagementOpened
+
+    @staticmethod
+    def create_id(command_id: str) -> uuid.UUID:
+        return uuid.uuid5(ENGAGEMENT_NAMESPACE, command_id)
+
+    @classmethod
+    def open(cls, by: Stamp, title: str, client: str, contractor: str, curator: str,
+             budget: Decimal, currency: str, inspection_days: int, grace_days: int) -> Engagement:
+        return cls._create(
+            EngagementOpened, id=cls.create_id(by.command_id), **by.fields(), title=title,
+            client=client, contractor=contractor, curator=curator, budget=budget,
+            currency=currency, inspection_days=inspection_days, grace_days=grace_days,
+        )
+
+    def start(self, opened: EngagementOpened) -> None:
+        self.title = opened.title
+        self.client = opened.client
+        self.contractor = opened.contractor
+        self.curator = opened.curator
+        self.budget = opened.budget
+        self.currency = opened.currency
+        self.inspection_days = opened.inspection_days
+        self.grace_days = opened.grace_days
+        self.status = "vetting"
+        self.outcome: str | None = None
+        self.closed_at: datetime | None = None
+        self.funded = Decimal(0)
+        self.released = Decimal(0)
+        self.refunded = Decimal(0)
+        self.interviews = {}
+        self.agreements = {}
+        self.milestones = {}
+        self.grants: dict[str, Any] = {}
+        self.disputes: dict[str, Any] = {}
+        self.disclosures: list[Any] = []
+        self.playbook: list[Entry] = []
+        self.notes: list[Entry] = []
+        self.corrections: list[Entry] = []
+        self.commands: dict[str, list[str | None]] = {}
+
+    # Recording ------------------------------------------------------------------
+
+    def record(self, by: Stamp, event_class: type[EngagementEvent], **fields: Any) -> None:
+        self.trigger_event(event_class, **by.fields(), **fields)
+
+    def remember_command(self, command_id: str, digest: str, created: str | None) -> None:
+        """The first event of a command records its answer, so a retry is answered the same."""
+        if command_id not in self.commands:
+            self.commands[command_id] = [digest, created]
+
+    def advance_status(self) -> None:
+        """The lifecycle only moves forward: vetting -> contracting -> active."""
+        if self.status == "vetting" and any(
+            interview.decision == "advance" for interview in self.interviews.values()
+        ):
+            self.status = "contracting"
+        if self.status == "contracting" and self.agreement_in_force(AgreementKind.SOW):
+            self.status = "active"
+
+    # Engagement-wide commands ---------------------------------------------------------
+
+    def reassign_curator(self, by: Stamp, curator: str, reason: str) -> None:
+        self.check_not_closed()
+        if curator == self.curator:
+            raise RuleViolation(f"{curator} is already the curator")
+        self.record(by, CuratorReassigned, curator=curator, reason=reason)
+
+    def change_budget(self, by: Stamp, budget: Decimal, reason: str) -> None:
+        self.check_not_closed()
+        check_within_budget(self, budget=budget)
+        self.record(by, BudgetChanged, budget=budget, reason=reason)
+
+    def acknowledge_playbook(self, by: Stamp, policy_version: str) -> None:
+        self.check_not_closed()
+        self.record(by, PlaybookAcknowledged, policy_version=policy_version)
+
+    def log_note(self, by: Stamp, text: str) -> None:
+        self.record(by, NoteLogged, text=text)
+
+    def record_correction(self, by: Stamp, version: int, reason: str) -> None:
+        if not 1 <= version <= self.version:
+            raise InvalidInput(f"version {version} does not exist: this engagement has "
+                               f"versions 1 to {self.version}")
+        self.record(by, CorrectionRecorded, corrected_version=version, reason=reason)
+
+    def close(self, by: Stamp, outcome: Outcome, reason: str) -> None:
+        self.check_not_closed()
+        check_all_milestones_closed(self)
+        self.record_closing(by, outcome.value, reason)
+
+    def record_closing(self, by: Stamp, outcome: str, reason: str) -> None:
+        self.record(by, EngagementClosed, outcome=outcome, reason=reason)
+
+    # Guards and queries ---------------------------------------------------------
+
+    def check_not_closed(self) -> None:
+        if self.status == "closed":
+            raise RuleViolation(f"the engagement is closed ({self.outcome}); only notes and "
+                                "corrections can still be recorded")
+
+    @property
+    def escrow(self) -> Decimal:
+        return self.funded - self.released - self.refunded
+
+
+def check_all_milestones_closed(engagement: Engagement) -> None:
+    still_open = [m.id for m in engagement.milestones.values() if m.status not in CLOSED_STATUSES]
+    if still_open:
+        raise RuleViolation(
+            f"cannot close: milestone(s) {', '.join(still_open)} not yet released, settled or "
+            "cancelled"
+        )

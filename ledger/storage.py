@@ -1,0 +1,125 @@
+"""Where events live: a database URL mapped onto the library's own SQLite and PostgreSQL recorders.
+
+`sqlite:///relative.db` and `sqlite:////absolute.db` follow SQLAlchemy's convention;
+`postgresql://user@host:port/db?schema=name` selects a schema (default `public`);
+`memory://` keeps everything in this process (for tests).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ledger.errors import InvalidInput
+
+DEFAULT_URL = "sqlite:///ledger.db"
+#: One key for every ledger's schema creation, so processes starting together take turns.
+SCHEMA_LOCK_KEY = 0x1ED6E7
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    kind: str  # sqlite | postgres | memory
+    env: dict[str, str]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgres"
+
+    def psycopg_conninfo(self) -> str:
+        e = self.env
+        parts = [f"dbname={e['POSTGRES_DBNAME']}", f"host={e['POSTGRES_HOST']}",
+                 f"port={e['POSTGRES_PORT']}", f"user={e['POSTGRES_USER']}"]
+        if e.get("POSTGRES_PASSWORD"):
+            parts.append(f"password={e['POSTGRES_PASSWORD']}")
+        return " ".join(parts)
+
+    @property
+    def schema(self) -> str:
+        return self.env.get("POSTGRES_SCHEMA", "public")
+
+
+def resolve(url: str | None) -> Database:
+    url = url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL
+    if url.startswith("memory:"):
+        return Database(url, "memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    if url.startswith("sqlite://"):
+        return Database(url, "sqlite", _sqlite_env(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        return Database(url, "postgres", _postgres_env(url))
+    raise InvalidInput(f"database URL {url!r} is not sqlite:///PATH or postgresql://…")
+
+
+def _sqlite_env(url: str) -> dict[str, str]:
+    path = url[len("sqlite://"):]
+    if not path.startswith("/") or len(path) < 2:
+        raise InvalidInput(f"database URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db")
+    path = path[1:]  # sqlite:///x.db -> x.db ; sqlite:////abs/x.db -> /abs/x.db
+    if path != ":memory:":
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise InvalidInput(f"database URL {url!r}: folder {str(parent)!r} does not exist")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+def _postgres_env(url: str) -> dict[str, str]:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise InvalidInput(f"database URL {url!r} names no database")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname or "localhost",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or os.environ.get("PGUSER", "postgres")),
+        "POSTGRES_PASSWORD": unquote(parts.password or os.environ.get("PGPASSWORD", "")),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+    }
+    schema = query.get("schema", [""])[0]
+    if schema:
+        if not schema.replace("_", "").isalnum():
+            raise InvalidInput(f"database URL {url!r}: schema must be letters, digits and _")
+        env["POSTGRES_SCHEMA"] = schema
+    return env
+
+
+def prepare_postgres(database: Database, create_tables: object) -> None:
+    """Creates schema and tables once, under an advisory lock, if they are not there yet.
+
+    Several processes starting at once on a fresh database would otherwise race on
+    CREATE TABLE / CREATE TYPE ("tuple concurrently updated").
+    """
+    import psycopg
+
+    from ledger.errors import LedgerError
+
+    try:
+        with psycopg.connect(database.psycopg_conninfo(), autocommit=True,
+                             connect_timeout=10) as conn:
+            exists = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL",
+                (f"{database.schema}.engagements_events",),
+            ).fetchone()[0]
+            if exists:
+                return
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
+                create_tables()  # type: ignore[operator]
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+    except psycopg.OperationalError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
+        raise LedgerError(f"cannot reach PostgreSQL at {database.url}: {first_line}") from None

@@ -1,0 +1,50 @@
+"""JSON transcodings for what the library does not know: dates and our entity dataclasses.
+
+Snapshots store `vars(engagement)`, so every entity must round-trip; names are stable strings,
+like event topics, so moving a class never breaks a stored snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Any
+
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class DataclassAsDict(Transcoding):
+    """Encodes one dataclass type as a dict of its fields."""
+
+    def __init__(self, cls: type, name: str) -> None:
+        self.type = cls
+        self.name = name
+        self._fields = tuple(f.name for f in dataclasses.fields(cls))
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        return {name: getattr(obj, name) for name in self._fields}
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        return self.type(**data)
+
+
+def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
+    from ledger.agreements import Agreement, AgreementVersion, Signature
+    from ledger.engagement import Entry
+    from ledger.interviews import Interview
+    from ledger.milestones import Milestone
+
+    transcoder.register(DateAsISO())
+    for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone):
+        transcoder.register(DataclassAsDict(cls, f"ledger.{cls.__name__}"))

@@ -1,0 +1,1 @@
+"""The curator's terminal UI (issue 5)."""
