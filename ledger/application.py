@@ -96,6 +96,7 @@ class Engagements(Application[UUID]):
                     check_permitted(actor, command.action)
                     if command.party is not None:
                         check_acts_as_party(actor, command.party)
+                    command.before_apply(self, engagement)
                     result = command.apply_to(engagement, Stamp(actor, command_id, digest,
                                                                  self.clock()))
                     self.save(engagement)
@@ -109,6 +110,22 @@ class Engagements(Application[UUID]):
                 return result
         raise ConcurrentChange(f"engagement {command.engagement_id} kept changing under this "
                                f"command; {MAX_ATTEMPTS} attempts failed")
+
+    def sweep(self, what: str, actor: Actor, engagement_id: UUID | str | None = None,
+              command_id: str | None = None) -> list[tuple[UUID, str]]:
+        """Runs a sweep on one engagement or on all; returns what each recorded."""
+        from ledger.commands import Sweep
+
+        check_permitted(actor, Action.SWEEP)
+        ids = [parse_engagement_id(engagement_id)] if engagement_id else list(self.engagement_ids())
+        command_id = command_id or new_command_id()
+        recorded = []
+        for one_id in ids:
+            result = self.execute(Sweep.build(engagement_id=one_id, what=what,
+                                              command_id=command_id), actor)
+            if result:
+                recorded.append((one_id, result))
+        return recorded
 
     def save_many(self, engagements: list[Engagement]) -> None:
         """Saves several engagements built in memory in one transaction (bulk work, the demo)."""

@@ -484,6 +484,318 @@ _milestone_command("cancel", "CancelMilestone", "Cancel; escrow is refunded (cli
                    (("--reason", "Why it is cancelled."),))
 
 
+@milestone.command("extend")
+@click.argument("engagement_id")
+@click.argument("milestone_id")
+@click.option("--due", required=True, metavar="YYYY-MM-DD", help="The new due date asked for.")
+@click.option("--reason", required=True)
+@command_id_option
+@pass_ledger
+def milestone_extend(ledger: LedgerContext, **fields: Any) -> None:
+    """Ask for more time (contractor); the client or curator decides.
+
+    \b
+    Example:
+      ledger --as contractor:bo milestone extend 6f1c… M1 --due 2027-02-14 --reason "API delay"
+    """
+    execute(ledger, "RequestExtension", **fields)
+
+
+@milestone.group("extension")
+def milestone_extension() -> None:
+    """Grant or deny a requested extension (client or curator)."""
+
+
+@milestone_extension.command("grant")
+@click.argument("engagement_id")
+@click.argument("milestone_id")
+@click.option("--reason", default=None)
+@command_id_option
+@pass_ledger
+def extension_grant(ledger: LedgerContext, **fields: Any) -> None:
+    """Grant the waiting extension: the due date moves.
+
+    \b
+    Example:
+      ledger --as client:acme milestone extension grant 6f1c… M1
+    """
+    execute(ledger, "GrantExtension", **fields)
+
+
+@milestone_extension.command("deny")
+@click.argument("engagement_id")
+@click.argument("milestone_id")
+@click.option("--reason", default=None)
+@command_id_option
+@pass_ledger
+def extension_deny(ledger: LedgerContext, **fields: Any) -> None:
+    """Deny the waiting extension.
+
+    \b
+    Example:
+      ledger --as client:acme milestone extension deny 6f1c… M1 --reason "Launch is fixed"
+    """
+    execute(ledger, "DenyExtension", **fields)
+
+
+@milestone.command("amend")
+@click.argument("engagement_id")
+@click.argument("milestone_id")
+@click.option("--title", default=None)
+@click.option("--amount", default=None, metavar="AMOUNT", help="Only while the milestone is defined.")
+@click.option("--due", default=None, metavar="YYYY-MM-DD")
+@click.option("--criteria", default=None)
+@click.option("--reason", required=True)
+@command_id_option
+@pass_ledger
+def milestone_amend(ledger: LedgerContext, **fields: Any) -> None:
+    """Propose an amendment (curator); it takes effect when both parties have signed it.
+
+    \b
+    Example:
+      ledger --as curator:cara milestone amend 6f1c… M2 --due 2027-03-01 --reason "Re-planned"
+    """
+    execute(ledger, "ProposeMilestoneAmendment", **fields)
+
+
+@milestone.command("sign-amendment")
+@click.argument("engagement_id")
+@click.argument("milestone_id")
+@click.option("--party", type=click.Choice(["client", "contractor"]), required=True)
+@command_id_option
+@pass_ledger
+def milestone_sign_amendment(ledger: LedgerContext, **fields: Any) -> None:
+    """Sign the waiting amendment as your own party.
+
+    \b
+    Example:
+      ledger --as contractor:bo milestone sign-amendment 6f1c… M2 --party contractor
+    """
+    execute(ledger, "SignMilestoneAmendment", **fields)
+
+
+def _sweep(ledger: LedgerContext, what: str, engagement_id: str | None,
+           command_id: str | None) -> None:
+    recorded = ledger.app().sweep(what, ledger.actor(), engagement_id, command_id)
+    for one_id, ids in recorded:
+        click.echo(f"{one_id} {ids}")
+    click.echo(f"{what} sweep: {sum(len(ids.split()) for _, ids in recorded)} recorded", err=True)
+
+
+@milestone.command("sweep")
+@click.argument("engagement_id", required=False)
+@command_id_option
+@pass_ledger
+def milestone_sweep(ledger: LedgerContext, engagement_id: str | None, command_id: str | None) -> None:
+    """Record deemed acceptances whose inspection period has passed (safe to run from cron).
+
+    \b
+    Example:
+      ledger --as curator:cron milestone sweep
+    """
+    _sweep(ledger, "milestones", engagement_id, command_id)
+
+
+# disclosures and access ---------------------------------------------------------------
+
+
+@cli.group()
+def disclosure() -> None:
+    """What company information was shared with the contractor."""
+
+
+@disclosure.command("record")
+@click.argument("engagement_id")
+@click.option("--description", required=True)
+@click.option("--agreement", "agreement_id", required=True, metavar="A1")
+@click.option("--document", default=None, metavar="PATH")
+@command_id_option
+@pass_ledger
+def disclosure_record(ledger: LedgerContext, document: str | None, **fields: Any) -> None:
+    """Record a disclosure under an agreement (curator).
+
+    \b
+    Example:
+      ledger --as curator:cara disclosure record 6f1c… --description "Schema dump" --agreement A1
+    """
+    sha256 = document_sha256(document) if document else None
+    execute(ledger, "RecordDisclosure", sha256=sha256, **fields)
+
+
+@cli.group()
+def access() -> None:
+    """Access to company resources, in stages that follow the milestones."""
+
+
+@access.command("grant")
+@click.argument("engagement_id")
+@click.option("--resource", required=True)
+@click.option("--level", type=click.Choice(["read", "write", "admin"]), required=True)
+@click.option("--milestone", "milestone_id", required=True, metavar="M1")
+@click.option("--until", default=None, metavar="YYYY-MM-DD",
+              help="Default and latest: the milestone's due date plus the grace period.")
+@click.option("--reason", default=None, help="Required for admin access.")
+@command_id_option
+@pass_ledger
+def access_grant(ledger: LedgerContext, **fields: Any) -> None:
+    """Grant access for a funded milestone; prints G<n>.
+
+    \b
+    Example:
+      ledger --as curator:cara access grant 6f1c… --resource "staging DB" --level read --milestone M1
+    """
+    execute(ledger, "GrantAccess", **fields)
+
+
+@access.command("recertify")
+@click.argument("engagement_id")
+@click.argument("grant_id")
+@click.option("--reason", default=None)
+@command_id_option
+@pass_ledger
+def access_recertify(ledger: LedgerContext, **fields: Any) -> None:
+    """Confirm the access is still needed.
+
+    \b
+    Example:
+      ledger --as curator:cara access recertify 6f1c… G1
+    """
+    execute(ledger, "RecertifyAccess", **fields)
+
+
+@access.command("revoke")
+@click.argument("engagement_id")
+@click.argument("grant_id")
+@click.option("--reason", required=True)
+@command_id_option
+@pass_ledger
+def access_revoke(ledger: LedgerContext, **fields: Any) -> None:
+    """Revoke access.
+
+    \b
+    Example:
+      ledger --as curator:cara access revoke 6f1c… G1 --reason "Task done early"
+    """
+    execute(ledger, "RevokeAccess", **fields)
+
+
+@access.command("sweep")
+@click.argument("engagement_id", required=False)
+@command_id_option
+@pass_ledger
+def access_sweep(ledger: LedgerContext, engagement_id: str | None, command_id: str | None) -> None:
+    """Record the expiry of grants whose last day has passed (safe to run from cron).
+
+    \b
+    Example:
+      ledger --as curator:cron access sweep
+    """
+    _sweep(ledger, "access", engagement_id, command_id)
+
+
+# disputes ------------------------------------------------------------------------------
+
+
+@cli.group()
+def dispute() -> None:
+    """Disputes over money in escrow: open, evidence, mediation, resolution, escalation."""
+
+
+@dispute.command("open")
+@click.argument("engagement_id")
+@click.option("--milestone", "milestone_id", required=True, metavar="M1")
+@click.option("--reason", required=True)
+@click.option("--claim", default=None, metavar="AMOUNT")
+@click.option("--party", type=click.Choice(["client", "contractor"]), default=None,
+              help="Default: the actor's own role.")
+@command_id_option
+@pass_ledger
+def dispute_open(ledger: LedgerContext, party: str | None, **fields: Any) -> None:
+    """Open a dispute on a milestone; prints D<n>. It freezes the milestone.
+
+    \b
+    Example:
+      ledger --as client:acme dispute open 6f1c… --milestone M1 --reason "Not to spec" --claim 800
+    """
+    from ledger.roles import default_party
+
+    execute(ledger, "OpenDispute", party=party or default_party(ledger.actor()).value, **fields)
+
+
+@dispute.command("evidence")
+@click.argument("engagement_id")
+@click.argument("dispute_id")
+@click.option("--party", type=click.Choice(["client", "contractor"]), required=True)
+@click.option("--description", required=True)
+@click.option("--document", default=None, metavar="PATH")
+@command_id_option
+@pass_ledger
+def dispute_evidence(ledger: LedgerContext, document: str | None, **fields: Any) -> None:
+    """Submit evidence as your own party; prints E<n>.
+
+    \b
+    Example:
+      ledger --as contractor:bo dispute evidence 6f1c… D1 --party contractor \\
+        --description "Signed-off spec" --document spec.pdf
+    """
+    sha256 = document_sha256(document) if document else None
+    execute(ledger, "SubmitEvidence", sha256=sha256, **fields)
+
+
+@dispute.command("note")
+@click.argument("engagement_id")
+@click.argument("dispute_id")
+@click.option("--text", required=True)
+@command_id_option
+@pass_ledger
+def dispute_note(ledger: LedgerContext, **fields: Any) -> None:
+    """Write a mediation note (curator; hidden from the contractor).
+
+    \b
+    Example:
+      ledger --as curator:cara dispute note 6f1c… D1 --text "Both agree the API part is done"
+    """
+    execute(ledger, "NoteMediation", **fields)
+
+
+@dispute.command("resolve")
+@click.argument("engagement_id")
+@click.argument("dispute_id")
+@click.option("--release", required=True, metavar="AMOUNT", help="To the contractor.")
+@click.option("--refund", required=True, metavar="AMOUNT", help="To the client.")
+@click.option("--reason", required=True)
+@click.option("--finding", "findings", multiple=True, metavar="E1=TEXT",
+              help="A finding for every evidence item.")
+@command_id_option
+@pass_ledger
+def dispute_resolve(ledger: LedgerContext, findings: tuple[str, ...], **fields: Any) -> None:
+    """Resolve: release + refund must equal the escrow; a finding for every evidence item.
+
+    \b
+    Example:
+      ledger --as curator:cara dispute resolve 6f1c… D1 --release 600 --refund 400 \\
+        --reason "Partly delivered" --finding E1="Spec was signed" --finding E2="Tests missing"
+    """
+    execute(ledger, "ResolveDispute", findings=_pairs(findings, "finding"), **fields)
+
+
+@dispute.command("escalate")
+@click.argument("engagement_id")
+@click.argument("dispute_id")
+@click.option("--to", required=True, help="Who takes it over (arbitrator, legal).")
+@click.option("--packet", required=True, metavar="PATH", help="Where to write the evidence ZIP.")
+@command_id_option
+@pass_ledger
+def dispute_escalate(ledger: LedgerContext, **fields: Any) -> None:
+    """Escalate; writes the evidence packet (ZIP with JSON and PDF). The milestone stays frozen.
+
+    \b
+    Example:
+      ledger --as curator:cara dispute escalate 6f1c… D1 --to "Arbitration Ltd" --packet d1.zip
+    """
+    execute(ledger, "EscalateDispute", **fields)
+
+
 # history and replay ------------------------------------------------------------------
 
 

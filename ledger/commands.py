@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
+                      model_validator)
 
 from ledger.agreements import AgreementKind
 from ledger.errors import InvalidInput
@@ -36,6 +37,9 @@ Sha256 = Annotated[str, AfterValidator(check_sha256)]
 Due = Annotated[date, AfterValidator(lambda v: parse_date(v, FIELD))]
 MilestoneId = Annotated[str, Field(pattern=r"^M[1-9][0-9]{0,5}$")]
 AgreementId = Annotated[str, Field(pattern=r"^A[1-9][0-9]{0,5}$")]
+GrantId = Annotated[str, Field(pattern=r"^G[1-9][0-9]{0,5}$")]
+DisputeId = Annotated[str, Field(pattern=r"^D[1-9][0-9]{0,5}$")]
+EvidenceId = Annotated[str, Field(pattern=r"^E[1-9][0-9]{0,5}$")]
 Amount = Annotated[Decimal, AfterValidator(lambda v: _positive(v))]
 
 
@@ -78,7 +82,9 @@ class EngagementCommand(Command):
     def check_against(self, engagement: Engagement) -> None:
         """Input checks that need the engagement: ids exist, amounts fit the currency."""
         for field_name, table in (("milestone_id", engagement.milestones),
-                                  ("agreement_id", engagement.agreements)):
+                                  ("agreement_id", engagement.agreements),
+                                  ("grant_id", engagement.grants),
+                                  ("dispute_id", engagement.disputes)):
             ref = getattr(self, field_name, None)
             if ref is not None and ref not in table:
                 raise InvalidInput(f"engagement has no {field_name.split('_')[0]} {ref}")
@@ -86,6 +92,9 @@ class EngagementCommand(Command):
             value = getattr(self, field_name)
             if value is not None:
                 parse_amount(value, engagement.currency, field_name.replace("_", " "))
+
+    def before_apply(self, app: Any, engagement: Engagement) -> None:
+        """Reads what the command needs beyond the engagement's state (most need nothing)."""
 
     def apply_to(self, engagement: Engagement, by: Stamp) -> str | None:
         raise NotImplementedError
@@ -302,6 +311,226 @@ class CancelMilestone(MilestoneCommand):
 
     def apply_to(self, engagement: Engagement, by: Stamp) -> None:
         engagement.cancel_milestone(by, self.milestone_id, self.reason)
+
+
+class RequestExtension(MilestoneCommand):
+    action = Action.REQUEST_EXTENSION
+    due: Due
+    reason: Reason
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.request_extension(by, self.milestone_id, self.due, self.reason)
+
+
+class GrantExtension(MilestoneCommand):
+    action = Action.DECIDE_EXTENSION
+    reason: Text | None = None
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.decide_extension(by, self.milestone_id, True, self.reason)
+
+
+class DenyExtension(MilestoneCommand):
+    action = Action.DECIDE_EXTENSION
+    reason: Text | None = None
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.decide_extension(by, self.milestone_id, False, self.reason)
+
+
+class ProposeMilestoneAmendment(MilestoneCommand):
+    action = Action.PROPOSE_AMENDMENT
+    amount_fields = ("amount",)
+    title: Name | None = None
+    amount: Amount | None = None
+    due: Due | None = None
+    criteria: Text | None = None
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ProposeMilestoneAmendment:
+        if not self.changes_asked():
+            raise InvalidInput("an amendment must change --title, --amount, --due or --criteria")
+        return self
+
+    def changes_asked(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ("title", "amount", "due", "criteria")
+                if getattr(self, name) is not None}
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> str:
+        changes = self.changes_asked()
+        if "amount" in changes:
+            changes["amount"] = parse_amount(changes["amount"], engagement.currency)
+        return f"amendment {engagement.propose_amendment(by, self.milestone_id, changes, self.reason)}"
+
+
+class SignMilestoneAmendment(MilestoneCommand):
+    action = Action.SIGN
+    party_name: Party = Field(alias="party")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def party(self) -> Party:
+        return self.party_name
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.sign_amendment(by, self.milestone_id, self.party_name.value)
+
+
+class Sweep(EngagementCommand):
+    """What time alone decides: deemed acceptances (`milestones`) or expired access (`access`)."""
+
+    action = Action.SWEEP
+    what: Literal["milestones", "access"]
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> str | None:
+        if engagement.status == "closed":
+            return None
+        if self.what == "milestones":
+            recorded = engagement.deem_accepted(by, by.timestamp)
+        else:
+            recorded = engagement.expire_access(by, by.timestamp)
+        return " ".join(recorded) or None
+
+
+# Disclosures and access ----------------------------------------------------------------
+
+
+class RecordDisclosure(EngagementCommand):
+    action = Action.RECORD_DISCLOSURE
+    description: Text
+    agreement_id: AgreementId
+    sha256: Sha256 | None = None
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.record_disclosure(by, self.description, self.agreement_id, self.sha256)
+
+
+class GrantAccess(EngagementCommand):
+    action = Action.GRANT_ACCESS
+    resource: Name
+    level: Literal["read", "write", "admin"]
+    milestone_id: MilestoneId
+    until: Due | None = None
+    reason: Text | None = None
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> str:
+        from ledger.access import Level
+
+        return engagement.grant_access(by, self.resource, Level(self.level), self.milestone_id,
+                                       self.until, self.reason)
+
+
+class RecertifyAccess(EngagementCommand):
+    action = Action.RECERTIFY_ACCESS
+    grant_id: GrantId
+    reason: Text | None = None
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.recertify_access(by, self.grant_id, self.reason)
+
+
+class RevokeAccess(EngagementCommand):
+    action = Action.REVOKE_ACCESS
+    grant_id: GrantId
+    reason: Reason
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.revoke_access(by, self.grant_id, self.reason)
+
+
+# Disputes ------------------------------------------------------------------------------
+
+
+class OpenDispute(MilestoneCommand):
+    action = Action.OPEN_DISPUTE
+    amount_fields = ("claim",)
+    reason: Reason
+    claim: Amount | None = None
+    party_name: Party = Field(alias="party")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def party(self) -> Party:
+        return self.party_name
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> str:
+        claim = None if self.claim is None else parse_amount(self.claim, engagement.currency)
+        return engagement.open_dispute(by, self.milestone_id, self.party_name, self.reason, claim)
+
+
+class SubmitEvidence(EngagementCommand):
+    action = Action.SUBMIT_EVIDENCE
+    dispute_id: DisputeId
+    party_name: Party = Field(alias="party")
+    description: Text
+    sha256: Sha256 | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def party(self) -> Party:
+        return self.party_name
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> str:
+        return engagement.submit_evidence(by, self.dispute_id, self.party_name, self.description,
+                                          self.sha256)
+
+
+class NoteMediation(EngagementCommand):
+    action = Action.MEDIATE_DISPUTE
+    dispute_id: DisputeId
+    text: Text
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.note_mediation(by, self.dispute_id, self.text)
+
+
+class ResolveDispute(EngagementCommand):
+    action = Action.RESOLVE_DISPUTE
+    dispute_id: DisputeId
+    release: Decimal
+    refund: Decimal
+    reason: Reason
+    findings: dict[EvidenceId, Text] = Field(default_factory=dict)
+
+    def check_against(self, engagement: Engagement) -> None:
+        super().check_against(engagement)
+        for what in ("release", "refund"):
+            parse_amount(getattr(self, what), engagement.currency, what, allow_zero=True)
+        known = {e.id for e in engagement.disputes[self.dispute_id].evidence}
+        unknown = sorted(set(self.findings) - known)
+        if unknown:
+            raise InvalidInput(f"dispute {self.dispute_id} has no evidence {', '.join(unknown)}")
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        currency = engagement.currency
+        engagement.resolve_dispute(by, self.dispute_id,
+                                   parse_amount(self.release, currency, allow_zero=True),
+                                   parse_amount(self.refund, currency, allow_zero=True),
+                                   self.reason, dict(self.findings))
+
+
+class EscalateDispute(EngagementCommand):
+    action = Action.ESCALATE_DISPUTE
+    dispute_id: DisputeId
+    to: Name
+    packet: Annotated[str, Field(min_length=1, max_length=4096)]
+
+    _story: list[Any] = PrivateAttr(default_factory=list)
+
+    def before_apply(self, app: Any, engagement: Engagement) -> None:
+        self._story = list(app.events.get(engagement.id))
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        from ledger.packets import write_evidence_packet
+
+        engagement.check_escalation(self.dispute_id)
+        digest = write_evidence_packet(self.packet, engagement, self.dispute_id, self.to,
+                                       self._story, by)
+        engagement.escalate_dispute(by, self.dispute_id, self.to, digest)
 
 
 def describe(error: ValidationError) -> str:

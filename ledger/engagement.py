@@ -15,7 +15,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.access import AccessMixin
 from ledger.agreements import AgreementKind, AgreementsMixin
+from ledger.disclosures import DisclosuresMixin
+from ledger.disputes import DisputesMixin
 from ledger.errors import InvalidInput, RuleViolation
 from ledger.events import EngagementEvent, Stamp
 from ledger.interviews import InterviewsMixin
@@ -143,7 +146,8 @@ class EngagementClosed(EngagementEvent):
         return f"engagement closed: {self.outcome}"
 
 
-class Engagement(InterviewsMixin, AgreementsMixin, MilestonesMixin, Aggregate):
+class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesMixin, AccessMixin,
+                 DisputesMixin, Aggregate):
     """One engagement with a freelancer or contractor firm."""
 
     TOPIC = "engagement-ledger:Engagement"
@@ -181,9 +185,9 @@ class Engagement(InterviewsMixin, AgreementsMixin, MilestonesMixin, Aggregate):
         self.interviews = {}
         self.agreements = {}
         self.milestones = {}
-        self.grants: dict[str, Any] = {}
-        self.disputes: dict[str, Any] = {}
-        self.disclosures: list[Any] = []
+        self.grants = {}
+        self.disputes = {}
+        self.disclosures = []
         self.playbook: list[Entry] = []
         self.notes: list[Entry] = []
         self.corrections: list[Entry] = []
@@ -241,6 +245,13 @@ class Engagement(InterviewsMixin, AgreementsMixin, MilestonesMixin, Aggregate):
 
     def record_closing(self, by: Stamp, outcome: str, reason: str) -> None:
         self.record(by, EngagementClosed, outcome=outcome, reason=reason)
+        self.revoke_grants_serving(by, None, "engagement closed")
+
+    def sweep(self, by: Stamp, now: datetime) -> list[str]:
+        """Records what time alone has decided: deemed acceptances and expired access."""
+        if self.status == "closed":
+            return []
+        return self.deem_accepted(by, now) + self.expire_access(by, now)
 
     # Guards and queries ---------------------------------------------------------
 

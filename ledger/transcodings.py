@@ -40,11 +40,15 @@ class DataclassAsDict(Transcoding):
 
 
 def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
+    from ledger.access import Grant
     from ledger.agreements import Agreement, AgreementVersion, Signature
+    from ledger.disclosures import Disclosure
+    from ledger.disputes import Dispute, Evidence
     from ledger.engagement import Entry
     from ledger.interviews import Interview
     from ledger.milestones import Milestone
 
     transcoder.register(DateAsISO())
-    for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone):
+    for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone, Grant,
+                Disclosure, Dispute, Evidence):
         transcoder.register(DataclassAsDict(cls, f"ledger.{cls.__name__}"))

@@ -54,9 +54,13 @@ def engagement_state(engagement: Engagement, actor: Actor) -> dict[str, Any]:
         "interviews": None if redacted else [_interview(i) for i in engagement.interviews.values()],
         "agreements": [_agreement(a) for a in engagement.agreements.values()],
         "milestones": [_milestone(m, money) for m in engagement.milestones.values()],
-        "grants": [],
-        "disputes": [],
-        "disclosures": [],
+        "grants": [_grant(g) for g in engagement.grants.values()],
+        "disputes": [_dispute(d, money, redacted) for d in engagement.disputes.values()],
+        "disclosures": [
+            {"description": d.description, "agreement": d.agreement, "sha256": d.sha256,
+             "agreement_in_force": d.agreement_in_force, "by": d.by, "at": timestamp(d.at)}
+            for d in engagement.disclosures
+        ],
         "playbook_acknowledgements": [
             {"policy_version": e.text, "by": e.by, "at": timestamp(e.at)} for e in engagement.playbook
         ],
@@ -123,9 +127,81 @@ def _milestone(milestone: Any, money: Any) -> dict[str, Any]:
         "status": milestone.status,
         "amount": money(milestone.amount),
         "due": milestone.due.isoformat(),
+        "original_due": milestone.original_due.isoformat() if milestone.original_due else None,
+        "funded_at": timestamp(milestone.funded_at),
         "submitted_at": timestamp(milestone.submitted_at),
+        "accepted_at": timestamp(milestone.accepted_at),
+        "deemed_accepted": milestone.deemed,
+        "closed_at": timestamp(milestone.closed_at),
         "submissions": milestone.submissions,
         "changes_requested": milestone.changes_requested,
+        "extensions": milestone.extensions,
+        "extension_request": None if milestone.extension_request is None else {
+            "due": milestone.extension_request["due"].isoformat(),
+            "reason": milestone.extension_request["reason"],
+            "at": timestamp(milestone.extension_request["at"]),
+        },
+        "amendment": None if milestone.amendment is None else {
+            "number": milestone.amendment["number"],
+            "changes": {k: plain(v) if k != "amount" else money(v)
+                        for k, v in milestone.amendment["changes"].items()},
+            "reason": milestone.amendment["reason"],
+            "signatures": {
+                party: ({"signer": sig["signer"], "at": timestamp(sig["at"])}
+                        if (sig := milestone.amendment["signatures"].get(party)) else None)
+                for party in ("client", "contractor")
+            },
+        },
+    }
+
+
+def _grant(grant: Any) -> dict[str, Any]:
+    return {
+        "id": grant.id,
+        "resource": grant.resource,
+        "level": grant.level,
+        "milestone": grant.milestone,
+        "status": grant.status,
+        "until": grant.until.isoformat(),
+        "reason": grant.reason,
+        "granted_at": timestamp(grant.granted_at),
+        "recertified_at": timestamp(grant.recertified_at),
+        "ended_at": timestamp(grant.ended_at),
+        "end_reason": grant.end_reason,
+    }
+
+
+def _dispute(dispute: Any, money: Any, redacted: bool) -> dict[str, Any]:
+    optional = lambda amount: None if amount is None else money(amount)  # noqa: E731
+    return {
+        "id": dispute.id,
+        "milestone": dispute.milestone,
+        "status": dispute.status,
+        "party": dispute.party,
+        "reason": dispute.reason,
+        "claim": optional(dispute.claim),
+        "opened_at": timestamp(dispute.opened_at),
+        "opened_version": dispute.opened_version,
+        "evidence": [
+            {"id": e.id, "party": e.party, "description": e.description, "sha256": e.sha256,
+             "at": timestamp(e.at)}
+            for e in dispute.evidence
+        ],
+        "mediation_notes": None if redacted else [
+            {"text": n.text, "by": n.by, "at": timestamp(n.at)} for n in dispute.notes
+        ],
+        "resolution": None if dispute.status != "resolved" else {
+            "release": money(dispute.release),
+            "refund": money(dispute.refund),
+            "reason": dispute.resolution,
+            "findings": dict(dispute.findings),
+            "at": timestamp(dispute.resolved_at),
+        },
+        "escalation": None if dispute.escalated_to is None else {
+            "to": dispute.escalated_to,
+            "packet_sha256": dispute.packet_sha256,
+            "at": timestamp(dispute.escalated_at),
+        },
     }
 
 
