@@ -128,9 +128,13 @@ def build_engagement(rng: random.Random, key: str, now: datetime) -> Engagement:
     if stage == "contracting":
         return engagement
     engagement.acknowledge_playbook(by(), "2026.1")
+    engagement.record_disclosure(by(), "Architecture overview and staging credentials policy",
+                                 "A1", _fake_sha(rng))
     _run_milestones(engagement, rng, by, budget, scale, finish=stage == "completed")
     if stage == "completed":
         engagement.close(by(), Outcome.COMPLETED, "All milestones delivered")
+    else:
+        engagement.sweep(by(1), now)  # what time alone has decided by now
     return engagement
 
 
@@ -145,7 +149,9 @@ def _run_milestones(engagement: Engagement, rng: random.Random, by: Any, budget:
                                                    "Delivered, reviewed and documented", amount, due)
         target = "released" if finish else rng.choice(
             ["defined", "funded", "submitted", "changes_requested", "accepted", "released",
-             "released", "cancelled"])
+             "released", "cancelled", "disputed"])
+        if target == "defined" and rng.random() < 0.5:
+            _amend(engagement, milestone_id, rng, by, scale)
         _advance_milestone(engagement, milestone_id, target, rng, by)
     if rng.random() < 0.3:
         engagement.log_note(by(), "Curator relayed the client's questions to the contractor.")
@@ -161,9 +167,15 @@ def _advance_milestone(engagement: Engagement, milestone_id: str, target: str,
         engagement.cancel_milestone(by(), milestone_id, "Descoped after review")
         return
     engagement.fund_milestone(by(), milestone_id)
+    _grant_access(engagement, milestone_id, rng, by)
+    if rng.random() < 0.2:
+        _extend(engagement, milestone_id, rng, by)
     if target == "funded":
         return
     engagement.submit_work(by(240), milestone_id, "Delivered; see the linked pull request.")
+    if target == "disputed":
+        _dispute(engagement, milestone_id, rng, by)
+        return
     if target == "submitted":
         return
     if rng.random() < 0.35 or target == "changes_requested":
@@ -175,6 +187,58 @@ def _advance_milestone(engagement: Engagement, milestone_id: str, target: str,
     if target == "accepted":
         return
     engagement.release_payment(by(), milestone_id)
+
+
+def _grant_access(engagement: Engagement, milestone_id: str, rng: random.Random, by: Any) -> None:
+    from ledger.access import Level
+
+    resource = rng.choice(["staging database", "GitHub repo", "Figma project", "Jira board",
+                           "analytics warehouse"])
+    level = rng.choice([Level.READ, Level.READ, Level.WRITE])
+    latest = engagement.latest_grant_expiry(milestone_id)
+    until = latest - timedelta(days=rng.randint(0, 5))
+    grant_id = engagement.grant_access(by(), resource, level, milestone_id, until, None)
+    if rng.random() < 0.3:
+        engagement.recertify_access(by(), grant_id, "Still needed for the current stage")
+    elif rng.random() < 0.1:
+        engagement.revoke_access(by(), grant_id, "No longer needed")
+
+
+def _extend(engagement: Engagement, milestone_id: str, rng: random.Random, by: Any) -> None:
+    due = engagement.milestones[milestone_id].due + timedelta(days=rng.randint(5, 20))
+    engagement.request_extension(by(), milestone_id, due, "Waiting on the client's API keys")
+    engagement.decide_extension(by(), milestone_id, rng.random() < 0.7, None)
+
+
+def _amend(engagement: Engagement, milestone_id: str, rng: random.Random, by: Any, scale: int) -> None:
+    milestone = engagement.milestones[milestone_id]
+    changes: dict[str, Any] = {"due": milestone.due + timedelta(days=rng.randint(3, 15))}
+    if rng.random() < 0.5:
+        changes["amount"] = max(Decimal(scale), milestone.amount - Decimal(100 * scale))
+    engagement.propose_amendment(by(), milestone_id, changes, "Re-planned with both parties")
+    engagement.sign_amendment(by(), milestone_id, "client")
+    if rng.random() < 0.8:
+        engagement.sign_amendment(by(), milestone_id, "contractor")
+
+
+def _dispute(engagement: Engagement, milestone_id: str, rng: random.Random, by: Any) -> None:
+    amount = engagement.milestones[milestone_id].amount
+    dispute_id = engagement.open_dispute(by(), milestone_id, Party.CLIENT,
+                                         "Delivery does not meet the acceptance criteria", None)
+    engagement.submit_evidence(by(), dispute_id, Party.CLIENT, "Test report showing failures",
+                               _fake_sha(rng))
+    engagement.submit_evidence(by(), dispute_id, Party.CONTRACTOR, "Signed-off specification",
+                               _fake_sha(rng))
+    engagement.note_mediation(by(), dispute_id, "Both parties agree part of the work is usable.")
+    ending = rng.choice(["open", "resolved", "resolved", "escalated"])
+    if ending == "resolved":
+        release = (amount * Decimal(rng.choice(["0", "0.5", "0.6", "1"]))).quantize(amount)
+        findings = {e.id: "Considered" for e in engagement.disputes[dispute_id].evidence}
+        engagement.resolve_dispute(by(), dispute_id, release, amount - release,
+                                   "Split according to the usable share of the work", findings)
+    elif ending == "escalated":
+        # The demo records the escalation with a packet digest but writes no packet file.
+        engagement.escalate_dispute(by(), dispute_id, "Independent arbitrator", _fake_sha(rng))
 
 
 def _fake_sha(rng: random.Random) -> str:
