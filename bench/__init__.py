@@ -1,0 +1,1 @@
+"""Benchmarks: figures measured beside the raw `eventsourcing` library (see bench/README.md)."""
