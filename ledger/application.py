@@ -241,24 +241,24 @@ def open_ledger(url: str | None = None, clock: Clock | None = None,
     database = database or resolve(url)
     env = dict(database.env)
     if database.is_postgres:
+        from ledger.storage import prepare_postgres
+
+        # Tables first, then the application: the recorder registers its composite types
+        # when it starts, so it must start after they exist.
+        prepare_postgres(database, lambda: _construct(database, {**env, "CREATE_TABLE": "yes"}).close())
         env["CREATE_TABLE"] = "no"
+    app = _construct(database, env, clock)
+    app.database = database  # type: ignore[attr-defined]
+    return app
+
+
+def _construct(database: Database, env: dict[str, str], clock: Clock | None = None) -> Engagements:
     try:
-        app = Engagements(env=env, clock=clock)
+        return Engagements(env=env, clock=clock)
     except LedgerError:
         raise
     except Exception as error:  # the library reports connection problems in many ways
         raise LedgerError(f"cannot open the ledger at {database.url}: {one_line(error)}") from None
-    if database.is_postgres:
-        from ledger.storage import prepare_postgres
-
-        def create_tables() -> None:
-            app.recorder.create_table()  # type: ignore[attr-defined]
-            if app.snapshots is not None:
-                app.snapshots.recorder.create_table()  # type: ignore[attr-defined]
-
-        prepare_postgres(database, create_tables)
-    app.database = database  # type: ignore[attr-defined]
-    return app
 
 
 def one_line(error: BaseException) -> str:

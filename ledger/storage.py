@@ -95,6 +95,18 @@ def _postgres_env(url: str) -> dict[str, str]:
     return env
 
 
+#: Created in this order; the last one existing means all do.
+LEDGER_TABLES = ("engagements_events", "engagements_snapshots")
+
+
+def _tables_exist(conn: object, schema: str) -> bool:
+    row = conn.execute(  # type: ignore[attr-defined]
+        "SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) AS name",
+        ([f'"{schema}".{table}' for table in LEDGER_TABLES],),
+    ).fetchone()
+    return bool(row[0])
+
+
 def prepare_postgres(database: Database, create_tables: object) -> None:
     """Creates schema and tables once, under an advisory lock, if they are not there yet.
 
@@ -108,16 +120,13 @@ def prepare_postgres(database: Database, create_tables: object) -> None:
     try:
         with psycopg.connect(database.psycopg_conninfo(), autocommit=True,
                              connect_timeout=10) as conn:
-            exists = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL",
-                (f"{database.schema}.engagements_events",),
-            ).fetchone()[0]
-            if exists:
+            if _tables_exist(conn, database.schema):
                 return
             conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
             try:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
-                create_tables()  # type: ignore[operator]
+                if not _tables_exist(conn, database.schema):  # another process may have won
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
+                    create_tables()  # type: ignore[operator]
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
     except psycopg.OperationalError as error:
