@@ -21,6 +21,7 @@ from ledger.commands import Command, EngagementCommand, OpenEngagement
 from ledger.engagement import Engagement
 from ledger.errors import ConcurrentChange, InvalidInput, LedgerError
 from ledger.events import EngagementEvent, Stamp
+from ledger.money import parse_amount
 from ledger.roles import Action, Actor, check_acts_as_party, check_permitted
 from ledger.storage import Database, resolve
 from ledger.transcodings import register_ledger_transcodings
@@ -72,7 +73,8 @@ class Engagements(Application[UUID]):
                 stamp = Stamp(actor, command_id, digest, self.clock())
                 engagement = Engagement.open(
                     stamp, command.title, command.client, command.contractor, command.curator,
-                    command.budget, command.currency, command.inspection_days, command.grace_days,
+                    parse_amount(command.budget, command.currency), command.currency,
+                    command.inspection_days, command.grace_days,
                 )
                 try:
                     self.save(engagement)

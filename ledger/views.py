@@ -222,10 +222,15 @@ def history_row(event: EngagementEvent, actor: Actor) -> dict[str, Any]:
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """What differs between two states, as dotted paths (`milestones.M1.status`)."""
+    """What differs between two states, as dotted paths (`milestones.M1.status`).
+
+    A list that fills up is reported by its new items' paths, never as the list becoming null.
+    """
     old, new = flatten(before), flatten(after)
     ignored = {"version", "updated_at"}
-    paths = [p for p in new if p not in ignored] + [p for p in old if p not in new and p not in ignored]
+    old_parents, new_parents = _parents(old), _parents(new)
+    paths = [p for p in new if p not in ignored and p not in old_parents]
+    paths += [p for p in old if p not in new and p not in ignored and p not in new_parents]
     return [
         {"path": path, "before": old.get(path), "after": new.get(path)}
         for path in paths
@@ -233,11 +238,23 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any
     ]
 
 
+def _parents(flat: dict[str, Any]) -> set[str]:
+    """Every proper dotted prefix of the paths."""
+    parents: set[str] = set()
+    for path in flat:
+        while "." in path:
+            path = path.rsplit(".", 1)[0]
+            if path in parents:
+                break
+            parents.add(path)
+    return parents
+
+
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        items = ((_key_of(v, i), v) for i, v in enumerate(value))
+        items = ((_key_of(v, i, prefix), v) for i, v in enumerate(value))
     else:
         return {prefix: value}
     flat: dict[str, Any] = {}
@@ -246,10 +263,12 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _key_of(item: dict[str, Any], index: int) -> str:
-    for key in ("id", "version"):
-        if key in item and item[key] is not None:
-            return str(item[key]) if key == "id" else f"v{item[key]}"
+def _key_of(item: dict[str, Any], index: int, prefix: str = "") -> str:
+    """Entities by their id, agreement versions as `v<N>`, anything else by position."""
+    if item.get("id") is not None:
+        return str(item["id"])
+    if prefix.endswith("versions") and item.get("version") is not None:
+        return f"v{item['version']}"
     return str(index)
 
 
