@@ -459,7 +459,7 @@ def _milestone_command(name: str, command_class: str, doc: str, example: str,
     def run(ledger: LedgerContext, **fields: Any) -> None:
         execute(ledger, command_class, **fields)
 
-    run.__doc__ = f"{doc}\n\n\\b\nExample:\n  {example}\n"
+    run.__doc__ = f"{doc}\n\n\b\nExample:\n  {example}\n"
     for option, help_text in reversed(options):
         run = click.option(option, required=True, help=help_text)(run)
     run = pass_ledger(command_id_option(click.argument("engagement_id")(
