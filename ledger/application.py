@@ -6,6 +6,8 @@ A version conflict (another writer saved first) is retried against the fresh sta
 
 from __future__ import annotations
 
+import copy
+
 import random
 import threading
 import time
@@ -92,12 +94,13 @@ class Engagements(Application[UUID]):
             for _attempt in range(MAX_ATTEMPTS):
                 engagement = self._load(command.engagement_id)
                 if command_id in engagement.commands:
-                    return check_same_command(engagement, command_id, digest)
+                    # A retry: the same command by someone allowed to send it gets the same answer.
+                    answer = check_same_command(engagement, command_id, digest)
+                    self._check_role(command, actor)
+                    return answer
                 try:
                     command.check_against(engagement)
-                    check_permitted(actor, command.action)
-                    if command.party is not None:
-                        check_acts_as_party(actor, command.party)
+                    self._check_role(command, actor)
                     command.before_apply(self, engagement)
                     result = command.apply_to(engagement, Stamp(actor, command_id, digest,
                                                                  self.clock()))
@@ -112,6 +115,12 @@ class Engagements(Application[UUID]):
                 return result
         raise ConcurrentChange(f"engagement {command.engagement_id} kept changing under this "
                                f"command; {MAX_ATTEMPTS} attempts failed")
+
+    @staticmethod
+    def _check_role(command: EngagementCommand, actor: Actor) -> None:
+        check_permitted(actor, command.action)
+        if command.party is not None:
+            check_acts_as_party(actor, command.party)
 
     def sweep(self, what: str, actor: Actor, engagement_id: UUID | str | None = None,
               command_id: str | None = None) -> list[tuple[UUID, str]]:
@@ -144,7 +153,7 @@ class Engagements(Application[UUID]):
         if at is not None:
             version = self.version_at(engagement_id, at, current)
         if version is None or version == current.version:
-            return current
+            return copy.deepcopy(current)  # the cached aggregate is live; readers get their own
         if not 1 <= version <= current.version:
             raise InvalidInput(f"version {version} does not exist: this engagement has "
                                f"versions 1 to {current.version}")

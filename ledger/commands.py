@@ -8,18 +8,19 @@ has the amount too many decimals for this currency) run in `check_against`, stil
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
                       model_validator)
 
 from ledger.agreements import AgreementKind
 from ledger.errors import InvalidInput
 from ledger.interviews import Decision
-from ledger.money import check_currency, parse_amount
+from ledger.money import PLAIN_DECIMAL, check_currency, parse_amount
 from ledger.roles import Action, Party
 from ledger.validation import check_jurisdiction, check_name, check_sha256, check_text, parse_date
 
@@ -34,13 +35,25 @@ Name = Annotated[str, AfterValidator(lambda v: check_name(v, FIELD))]
 Text = Annotated[str, AfterValidator(lambda v: check_text(v, FIELD))]
 Reason = Annotated[str, AfterValidator(lambda v: check_text(v, FIELD))]
 Sha256 = Annotated[str, AfterValidator(check_sha256)]
-Due = Annotated[date, AfterValidator(lambda v: parse_date(v, FIELD))]
+Due = Annotated[date, BeforeValidator(lambda v: parse_date(v, FIELD))]
 MilestoneId = Annotated[str, Field(pattern=r"^M[1-9][0-9]{0,5}$")]
 AgreementId = Annotated[str, Field(pattern=r"^A[1-9][0-9]{0,5}$")]
 GrantId = Annotated[str, Field(pattern=r"^G[1-9][0-9]{0,5}$")]
 DisputeId = Annotated[str, Field(pattern=r"^D[1-9][0-9]{0,5}$")]
 EvidenceId = Annotated[str, Field(pattern=r"^E[1-9][0-9]{0,5}$")]
-Amount = Annotated[Decimal, AfterValidator(lambda v: _positive(v))]
+Amount = Annotated[Decimal, BeforeValidator(lambda v: _decimal_text(v)),
+                   AfterValidator(lambda v: _positive(v))]
+#: A part of an escrow: zero or more.
+Share = Annotated[Decimal, BeforeValidator(lambda v: _decimal_text(v))]
+
+
+def _decimal_text(value: object) -> object:
+    """Refuses floats and the forms Python's Decimal allows but people do not write ("1_000")."""
+    if isinstance(value, float):
+        raise InvalidInput(f"{FIELD} must be given as a decimal string, not a float")
+    if isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value.strip()):
+        raise InvalidInput(f"{FIELD} {value!r} is not a plain decimal number such as 1500.00")
+    return value
 
 
 def _positive(value: Decimal) -> Decimal:
@@ -491,8 +504,8 @@ class NoteMediation(EngagementCommand):
 class ResolveDispute(EngagementCommand):
     action = Action.RESOLVE_DISPUTE
     dispute_id: DisputeId
-    release: Decimal
-    refund: Decimal
+    release: Share
+    refund: Share
     reason: Reason
     findings: dict[EvidenceId, Text] = Field(default_factory=dict)
 

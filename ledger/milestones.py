@@ -368,6 +368,10 @@ class MilestonesMixin:
             raise RuleViolation(f"{milestone_id} is {milestone.status}; its extension can no "
                                 "longer be decided")
         if grant:
+            if milestone.extension_request["due"] <= milestone.due:
+                raise RuleViolation(f"the requested due date {milestone.extension_request['due']} "
+                                    f"is not later than {milestone_id}'s due date {milestone.due}; "
+                                    "deny the request instead")
             self.record(by, ExtensionGranted, milestone_id=milestone_id,  # type: ignore[attr-defined]
                         due=milestone.extension_request["due"], reason=reason)
         else:
@@ -391,9 +395,9 @@ class MilestonesMixin:
         if party in amendment["signatures"]:
             raise RuleViolation(f"the {party} already signed amendment {amendment['number']} "
                                 f"of {milestone_id}")
+        check_transition(milestone, "amend")  # a frozen or finished milestone takes no signature
         completes = len(amendment["signatures"]) == 1
         if completes:  # it takes effect now: its limits are checked again at this moment
-            check_transition(milestone, "amend")
             check_amendment_limits(self, milestone, amendment["changes"])
         self.record(by, MilestoneAmendmentSigned, milestone_id=milestone_id,  # type: ignore[attr-defined]
                     number=amendment["number"], party=party)

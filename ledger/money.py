@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from ledger.errors import InvalidInput
 
 MAX_AMOUNT = Decimal("1e15")
+#: What people write for money; Decimal would also take "1_000", "1e3" and "NaN".
+PLAIN_DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
 @lru_cache(maxsize=None)
@@ -35,6 +38,8 @@ def parse_amount(value: str | Decimal | int, currency: str, what: str = "amount"
     """A positive decimal with at most the currency's minor units, quantized to them."""
     if isinstance(value, float):
         raise InvalidInput(f"{what} must be given as a decimal string, not a float")
+    if isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value.strip()):
+        raise InvalidInput(f"{what} {value!r} is not a plain decimal number such as 1500.00")
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
