@@ -884,11 +884,29 @@ def _print_state(state: dict[str, Any], output_format: str) -> None:
     click.echo(render_state(state))
 
 
+#: Packages that add commands (read models, the terminal UI) name a `register(cli)` function
+#: under this entry-point group; the ledger itself knows none of them.
+PLUGIN_GROUP = "engagement_ledger.commands"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda p: p.name):
+        plugin.load()(cli)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; every failure is one line on stderr and an exit code."""
     from ledger.errors import LedgerError
 
     try:
+        load_plugins()
         cli.main(args=argv, prog_name="ledger", standalone_mode=False)
     except LedgerError as error:
         click.echo(f"ledger: {error.message}", err=True)
@@ -922,4 +940,7 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
-    entry()
+    # `python -m ledger.cli`: run the module plugins import (`ledger.cli`), not a copy of it.
+    from ledger.cli import entry as _entry
+
+    _entry()

@@ -63,3 +63,12 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
 def format_amount(amount: Decimal, currency: str) -> str:
     """A decimal string with the currency's exponent: "1500.00", JPY "1500"."""
     return f"{quantize(amount, currency):f}"
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """An amount as a whole number of the currency's minor units (cents): 1500.00 EUR -> 150000."""
+    return int(quantize(amount, currency).scaleb(exponent(currency)))
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    return quantize(Decimal(minor).scaleb(-exponent(currency)), currency)

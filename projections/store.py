@@ -1,0 +1,220 @@
+"""Where read models live: their own tables in the ledger's database, beside the events.
+
+`ReadModelStore` is the library's tracking recorder for the backend (`SQLiteTrackingRecorder`
+or `PostgresTrackingRecorder`) on the application's own datastore, plus what read models
+need: a write transaction that holds the database's write lock from its first statement (so
+the tracked position read inside it cannot move under it), and plain queries. SQL is written
+once with `?` placeholders and `{table}` names; the store adapts both to the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteTrackingRecorder
+
+from ledger.errors import LedgerError
+
+#: Read-model tables are named rm_<name>; the tracking rows are keyed "<app>/<model>".
+TABLE_PREFIX = "rm_"
+#: Serialises read-model writers on PostgreSQL (one transaction at a time applies events).
+WRITE_LOCK_KEY = 0x1ED6E8
+#: Held for a whole session by the runner that leads `projections run --follow`.
+LEADER_LOCK_KEY = 0x1ED6E9
+POSTGRES_TRACKING_TABLE = "ledger_projection_tracking"
+
+_NAME = re.compile(r"\{([a-z_]+)\}")
+
+
+class Tx:
+    """One write transaction: `execute`, `executemany`, `query`, `track`."""
+
+    def __init__(self, store: ReadModelStore, cursor: Any) -> None:
+        self.store = store
+        self.cursor = cursor
+        #: What models share within this transaction (the engagements after the batch).
+        self.cache: dict[str, Any] = {}
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self.store.sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self.store.sql(sql), rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.cursor.execute(self.store.sql(sql), params)
+        return [dict(row) for row in self.cursor.fetchall()]
+
+    def position(self, key: str) -> int:
+        return self.store.position_in(self.cursor, key)
+
+    def track(self, key: str, notification_id: int) -> None:
+        # The library's own single-row tracking upsert: it refuses to move backwards.
+        self.store.insert_tracking_in(self.cursor, Tracking(key, notification_id))
+
+
+class ReadModelStore:
+    """Common face of the SQLite and PostgreSQL stores."""
+
+    kind: str
+    #: The application's mapper (its transcoder decodes the engagement-state snapshots).
+    app_mapper: Any = None
+
+    def sql(self, text: str) -> str:
+        raise NotImplementedError
+
+    def table(self, name: str) -> str:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def position(self, key: str) -> int:
+        return self.max_tracking_id(key) or 0  # type: ignore[attr-defined]
+
+    def ensure_tables(self, statements: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def tracking_table_sql(self) -> str:
+        raise NotImplementedError
+
+    def _expand(self, text: str) -> str:
+        return _NAME.sub(lambda m: self.table(m.group(1)), text)
+
+
+class SQLiteReadModelStore(SQLiteTrackingRecorder, ReadModelStore):
+    kind = "sqlite"
+
+    def __init__(self, recorder: SQLiteApplicationRecorder) -> None:
+        super().__init__(recorder.datastore)
+        self._sql_cache: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        cached = self._sql_cache.get(text)
+        if cached is None:
+            cached = self._sql_cache[text] = self._expand(text)
+        return cached
+
+    def table(self, name: str) -> str:
+        return TABLE_PREFIX + name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+            try:
+                yield Tx(self, cursor)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(sql), params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    def position_in(self, cursor: Any, key: str) -> int:
+        return self._max_tracking_id(key, cursor) or 0
+
+    def insert_tracking_in(self, cursor: Any, tracking: Tracking) -> None:
+        self._insert_tracking(cursor, tracking)
+
+    def tracking_table_sql(self) -> str:
+        return "tracking"
+
+    def ensure_tables(self, statements: Sequence[str]) -> None:
+        self.create_table()  # the library's tracking table
+        with self.transaction() as tx:
+            for statement in statements:
+                tx.execute(statement)
+
+
+class PostgresReadModelStore(PostgresTrackingRecorder, ReadModelStore):
+    kind = "postgres"
+
+    def __init__(self, recorder: PostgresApplicationRecorder) -> None:
+        super().__init__(recorder.datastore, tracking_table_name=POSTGRES_TRACKING_TABLE)
+        self._sql_cache: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        cached = self._sql_cache.get(text)
+        if cached is None:
+            cached = self._sql_cache[text] = self._expand(text).replace("?", "%s")
+        return cached
+
+    def table(self, name: str) -> str:
+        return f'"{self.datastore.schema}".{TABLE_PREFIX}{name}'
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            yield Tx(self, cursor)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(sql), params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    def position_in(self, cursor: Any, key: str) -> int:
+        return self._max_tracking_id(key, cursor) or 0  # type: ignore[attr-defined]
+
+    def insert_tracking_in(self, cursor: Any, tracking: Tracking) -> None:
+        self._insert_tracking(cursor, tracking)
+
+    def tracking_table_sql(self) -> str:
+        return f'"{self.datastore.schema}".{self.tracking_table_name}'
+
+    def ensure_tables(self, statements: Sequence[str]) -> None:
+        tables = [self.table(name) for name in _created_tables(statements)]
+        tables.append(f'"{self.datastore.schema}".{self.tracking_table_name}')
+        with self.datastore.get_connection() as conn:
+            if self._all_exist(conn, tables):
+                return
+            # Processes starting together take turns: CREATE TABLE races otherwise.
+            conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK_KEY,))
+            try:
+                if not self._all_exist(conn, tables):
+                    self.create_table()  # the library's tracking table
+                    with conn.transaction():
+                        for statement in statements:
+                            conn.execute(self.sql(statement))
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK_KEY,))
+
+    @staticmethod
+    def _all_exist(conn: Any, tables: list[str]) -> bool:
+        row = conn.execute("SELECT bool_and(to_regclass(t) IS NOT NULL) AS ok "
+                           "FROM unnest(%s::text[]) AS t", (tables,)).fetchone()
+        return bool(row["ok"])
+
+
+def _created_tables(statements: Sequence[str]) -> list[str]:
+    return re.findall(r"CREATE TABLE IF NOT EXISTS \{([a-z_]+)\}", " ".join(statements))
+
+
+def open_store(app: Any) -> ReadModelStore:
+    """The read-model store in the same database as the application's events."""
+    recorder = app.recorder
+    store: ReadModelStore
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        store = SQLiteReadModelStore(recorder)
+    elif isinstance(recorder, PostgresApplicationRecorder):
+        store = PostgresReadModelStore(recorder)
+    else:
+        raise LedgerError("read models need a SQLite or PostgreSQL database (not memory://)")
+    store.app_mapper = app.mapper
+    return store
