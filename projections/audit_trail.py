@@ -34,7 +34,7 @@ class AuditTrail(ReadModel):
     def apply(self, tx: Tx, batch: Sequence[Item]) -> None:
         head = tx.query("SELECT hash FROM {audit} ORDER BY position DESC LIMIT 1")
         previous = head[0]["hash"] if head else GENESIS
-        ids = sorted({str(item.notification.originator_id) for item in batch})
+        ids = sorted({item.engagement_id for item in batch})
         heads: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -45,8 +45,8 @@ class AuditTrail(ReadModel):
         rows: list[tuple[Any, ...]] = []
         for item in batch:
             n, event = item.notification, item.event
-            engagement_id = str(n.originator_id)
-            digest = event_sha256(canonical_event(n.originator_id, n.originator_version,
+            engagement_id = item.engagement_id
+            digest = event_sha256(canonical_event(engagement_id, n.originator_version,
                                                   n.topic, n.state))
             entry_hash = chain(previous, digest)
             engagement_previous = heads.get(engagement_id, GENESIS)
@@ -64,7 +64,7 @@ class AuditTrail(ReadModel):
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
         tx.executemany(f"INSERT INTO {{audit}} ({names}) VALUES ({marks})", rows)
-        last_version: dict[str, int] = {str(i.notification.originator_id): i.notification.originator_version
+        last_version: dict[str, int] = {i.engagement_id: i.notification.originator_version
                                         for i in batch}
         tx.executemany("INSERT INTO {audit_heads} (engagement_id, version, hash) VALUES (?, ?, ?) "
                        "ON CONFLICT (engagement_id) DO UPDATE SET version = excluded.version, "

@@ -29,10 +29,10 @@ class EngagementState(ReadModel):
     )
 
     def apply(self, tx: Tx, batch: Sequence[Item]) -> None:
-        ids = {str(item.event.originator_id) for item in batch}
+        ids = {item.engagement_id for item in batch}
         engagements = load_engagements(tx, ids)
         for item in batch:
-            key = str(item.event.originator_id)
+            key = item.engagement_id
             engagements[key] = item.event.mutate(engagements.get(key))
         mapper = _plain_mapper(tx)
         rows = []
@@ -87,7 +87,7 @@ class EngagementRows(ReadModel):
         raise NotImplementedError
 
     def apply(self, tx: Tx, batch: Sequence[Item]) -> None:
-        ids = sorted({str(item.event.originator_id) for item in batch})
+        ids = sorted({item.engagement_id for item in batch})
         engagements = load_engagements(tx, ids)
         out: dict[str, list[tuple[Any, ...]]] = {table: [] for table in self.columns}
         for key in ids:

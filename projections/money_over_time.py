@@ -37,11 +37,11 @@ class MoneyOverTime(ReadModel):
         wanted = [item for item in batch if item.type in MOVES or item.type in COUNTS]
         if not wanted:
             return
-        engagements = load_engagements(tx, {str(i.event.originator_id) for i in wanted})
+        engagements = load_engagements(tx, {i.engagement_id for i in wanted})
         sums: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
         for item in wanted:
             event = item.event
-            currency = engagements[str(event.originator_id)].currency
+            currency = engagements[item.engagement_id].currency
             cell = sums[(event.timestamp.strftime("%Y-%m"), currency)]
             for column, field in MOVES.get(item.type, ()):
                 cell[column] += to_minor(getattr(event, field), currency)

@@ -28,6 +28,8 @@ class Item:
 
     notification: Notification
     event: Any
+    #: The engagement's id as text (computed once: str(UUID) is not free).
+    engagement_id: str
 
     @property
     def position(self) -> int:
@@ -159,5 +161,3 @@ class RowCache:
         self.rows.clear()
 
 
-def engagement_id_of(item: Item) -> str:
-    return str(item.event.originator_id)

@@ -75,7 +75,7 @@ class Projector:
                                                           stop=target)
             if not notifications:
                 break
-            items = [Item(n, mapper.to_domain_event(n)) for n in notifications]
+            items = [Item(n, mapper.to_domain_event(n), str(n.originator_id)) for n in notifications]
             positions = [item.position for item in items]
             with self.store.transaction() as tx:
                 for model in models:
