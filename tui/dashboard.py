@@ -20,10 +20,12 @@ from tui.service import Dashboard
 
 PAGE = 100
 STATUS_STYLE = {"vetting": "yellow", "contracting": "cyan", "active": "green", "closed": "dim"}
-COLUMNS = (("status", "Status", "status"), ("title", "Title", "title"),
-           ("contractor", "Contractor", None), ("curator", "Curator", None),
-           ("escrow", "Escrow", "escrow"), ("next_due", "Next due", "next_due"),
-           ("disputes", "Disp", None), ("grants", "Grants", None), ("updated", "Updated", "updated"))
+#: (key, title, read-model order when its title is clicked, width)
+COLUMNS = (("status", "Status", "status", 11), ("title", "Title", "title", 22),
+           ("contractor", "Contractor", None, 18), ("curator", "Curator", None, 8),
+           ("escrow", "Escrow", "escrow", 16), ("next_due", "Next due", "next_due", 10),
+           ("disputes", "Disp", None, 4), ("grants", "Grants", None, 6),
+           ("updated", "Updated", "updated", 10))
 SEVERITY_STYLE = {"overdue": "bold red", "due": "yellow", "info": "cyan"}
 
 
@@ -82,8 +84,8 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#engagements", DataTable)
-        for key, label, _ in COLUMNS:
-            table.add_column(label, key=key)
+        for key, label, _, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
         self.query_one("#alerts", DataTable).add_columns("when", "what")
         self.reload()
 
@@ -149,7 +151,7 @@ class DashboardScreen(Screen[None]):
             self.rows_by_id[row["id"]] = row
             self.row_ids.append(row["id"])
             table.add_row(
-                status_text(row), row["title"], row["contractor"], row["curator"],
+                status_text(row), row["title"][:22], row["contractor"][:18], row["curator"][:8],
                 Text(f"{row['money']['escrow']} {row['currency']}", justify="right"),
                 row["next_due"] or "–", str(row["open_disputes"] or ""),
                 str(row["active_grants"] or ""), row["updated_at"][:10], key=row["id"])
@@ -174,7 +176,7 @@ class DashboardScreen(Screen[None]):
 
     @on(DataTable.HeaderSelected, "#engagements")
     def sort_by(self, event: DataTable.HeaderSelected) -> None:
-        for key, _, order in COLUMNS:
+        for key, _, order, _ in COLUMNS:
             if key == event.column_key.value and order:
                 self.order = order
                 self.load_page(reset=True)
