@@ -2,8 +2,9 @@
 
 It wraps the application service (commands, one engagement's state and history, replay) and
 the read models (dashboard figures, the engagement table, alerts, the contractor record). It
-never hands out SQL: screens get plain dicts in the JSON contract's shapes. Calls are
-serialised by a lock, so workers may call it from any thread.
+never hands out SQL: screens get plain dicts in the JSON contract's shapes. Workers may call
+it from any thread: the application and the read-model store are safe to share, and catching
+up runs one at a time (a long catch-up never holds up a query).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class LedgerService:
         self.actor = actor
         self.app = open_ledger(db_url, clock=clock)
         self.models = ReadModels(self.app, actor, catch_up=False)
-        self.lock = threading.RLock()
+        self._catching_up = threading.Lock()
         self.today: date | None = None  # tests pin the day; otherwise today's UTC date
 
     def close(self) -> None:
@@ -49,35 +50,32 @@ class LedgerService:
     # Read models ----------------------------------------------------------------------
 
     def behind(self) -> int:
-        with self.lock:
-            status = self.models.projector.status()
-            return max(row["behind"] for row in status) if status else 0
+        status = self.models.projector.status()
+        return max(row["behind"] for row in status) if status else 0
 
     def catch_up(self, progress: Any = None) -> int:
-        with self.lock:
+        with self._catching_up:
             return self.models.refresh(progress)
 
     def head(self) -> int:
-        with self.lock:
-            return self.models.projector.head()
+        return self.models.projector.head()
 
     def dashboard(self, within: int = 7) -> Dashboard:
-        with self.lock:
-            m = self.models
-            month = self.day().strftime("%Y-%m")
-            monthly = m.monthly()
-            released = [(row["currency"], row["released"]) for row in monthly
-                        if row["month"] == month and row["released"] not in ("0", "0.00")]
-            alerts = self._alerts(within)
-            return Dashboard(
-                counts=m.status_counts(), totals=m.totals(), monthly=monthly, alerts=alerts,
-                released_this_month=released,
-                open_disputes=int(m.query("SELECT COUNT(*) AS n FROM {disputes} "
-                                          "WHERE status IN ('open', 'escalated')")[0]["n"]),
-                grants_expiring=sum(1 for a in alerts if a["kind"].startswith("grant")),
-                milestones_overdue=sum(1 for a in alerts if a["kind"] == "milestone_overdue"),
-                head=m.projector.head(),
-            )
+        m = self.models
+        month = self.day().strftime("%Y-%m")
+        monthly = m.monthly()
+        released = [(row["currency"], row["released"]) for row in monthly
+                    if row["month"] == month and row["released"] not in ("0", "0.00")]
+        alerts = self._alerts(within)
+        return Dashboard(
+            counts=m.status_counts(), totals=m.totals(), monthly=monthly, alerts=alerts,
+            released_this_month=released,
+            open_disputes=int(m.query("SELECT COUNT(*) AS n FROM {disputes} "
+                                      "WHERE status IN ('open', 'escalated')")[0]["n"]),
+            grants_expiring=sum(1 for a in alerts if a["kind"].startswith("grant")),
+            milestones_overdue=sum(1 for a in alerts if a["kind"] == "milestone_overdue"),
+            head=m.projector.head(),
+        )
 
     def _alerts(self, within: int) -> list[dict[str, Any]]:
         try:
@@ -89,58 +87,51 @@ class LedgerService:
     def engagements(self, search: str | None = None, status: str | None = None,
                     order: str = "updated", limit: int = 100, offset: int = 0
                     ) -> tuple[list[dict[str, Any]], int]:
-        with self.lock:
-            rows = self.models.engagements(status, search=search or None, order=order,
-                                           limit=limit, offset=offset)
-            return rows, self.models.count_engagements(status, search or None)
+        rows = self.models.engagements(status, search=search or None, order=order,
+                                       limit=limit, offset=offset)
+        return rows, self.models.count_engagements(status, search or None)
 
     def contractor(self, name: str) -> dict[str, Any]:
         from projections.contractor_record import contractor_record
 
-        with self.lock:
-            return contractor_record(self.models, name)
+        return contractor_record(self.models, name)
 
     # One engagement -------------------------------------------------------------------
 
     def engagement(self, engagement_id: str, version: int | None = None) -> dict[str, Any]:
-        with self.lock:
-            return engagement_state(self.app.engagement(engagement_id, self.actor, version=version),
-                                    self.actor)
+        return engagement_state(self.app.engagement(engagement_id, self.actor, version=version),
+                                self.actor)
 
     def history(self, engagement_id: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [history_row(e, self.actor) for e in self.app.history(engagement_id, self.actor)]
+        return [history_row(e, self.actor) for e in self.app.history(engagement_id, self.actor)]
 
     def milestone_story(self, engagement_id: str, milestone_id: str) -> list[dict[str, Any]]:
         """Every event about one milestone, in order: its definition, funding, submissions,
         change requests, extensions, amendments, the grants serving it, its disputes."""
-        with self.lock:
-            grants: set[str] = set()
-            disputes: set[str] = set()
-            story = []
-            for event in self.app.history(engagement_id, self.actor):
-                fields = vars(event)
-                about = fields.get("milestone_id") == milestone_id
-                if about and "grant_id" in fields:
-                    grants.add(fields["grant_id"])
-                if about and "dispute_id" in fields:
-                    disputes.add(fields["dispute_id"])
-                if about or fields.get("grant_id") in grants or fields.get("dispute_id") in disputes:
-                    story.append(history_row(event, self.actor))
-            return story
+        grants: set[str] = set()
+        disputes: set[str] = set()
+        story = []
+        for event in self.app.history(engagement_id, self.actor):
+            fields = vars(event)
+            about = fields.get("milestone_id") == milestone_id
+            if about and "grant_id" in fields:
+                grants.add(fields["grant_id"])
+            if about and "dispute_id" in fields:
+                disputes.add(fields["dispute_id"])
+            if about or fields.get("grant_id") in grants or fields.get("dispute_id") in disputes:
+                story.append(history_row(event, self.actor))
+        return story
 
     def replay(self, engagement_id: str, version: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The state after event `version`, and what that event changed."""
-        with self.lock:
-            after = self.engagement(engagement_id, version)
-            before = self.engagement(engagement_id, version - 1) if version > 1 else {}
-            return after, changes(before, after) if before else []
+        after = self.engagement(engagement_id, version)
+        before = self.engagement(engagement_id, version - 1) if version > 1 else {}
+        return after, changes(before, after) if before else []
 
     def version_at(self, engagement_id: str, moment: str) -> int:
         from ledger.application import parse_engagement_id
 
-        with self.lock:
-            return self.app.version_at(parse_engagement_id(engagement_id), moment)
+        return self.app.version_at(parse_engagement_id(engagement_id), moment)
 
     # Writing --------------------------------------------------------------------------
 
@@ -148,8 +139,7 @@ class LedgerService:
         """Builds and runs one command; raises the ledger's own errors (shown inline)."""
         from ledger.commands import OpenEngagement
 
-        with self.lock:
-            command = command_class.build(**fields)
-            if isinstance(command, OpenEngagement):
-                return str(self.app.open_engagement(command, self.actor))
-            return self.app.execute(command, self.actor)
+        command = command_class.build(**fields)
+        if isinstance(command, OpenEngagement):
+            return str(self.app.open_engagement(command, self.actor))
+        return self.app.execute(command, self.actor)
