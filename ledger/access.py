@@ -106,6 +106,9 @@ class AccessExpired(EngagementEvent):
         grant = engagement.grants[self.grant_id]
         _end(grant, "expired", self.timestamp, f"expired at the end of {grant.until}")
 
+    def created_id(self) -> str:  # answered by the sweep that recorded it
+        return self.grant_id
+
     def summary(self) -> str:
         return f"access {self.grant_id} expired"
 

@@ -534,6 +534,12 @@ class EscalateDispute(EngagementCommand):
 
     _story: list[Any] = PrivateAttr(default_factory=list)
 
+    def check_against(self, engagement: Engagement) -> None:
+        super().check_against(engagement)
+        from ledger.packets import check_packet_folder
+
+        check_packet_folder(self.packet)
+
     def before_apply(self, app: Any, engagement: Engagement) -> None:
         self._story = list(app.events.get(engagement.id))
 

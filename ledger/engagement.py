@@ -199,9 +199,13 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
         self.trigger_event(event_class, **by.fields(), **fields)
 
     def remember_command(self, command_id: str, digest: str, created: str | None) -> None:
-        """The first event of a command records its answer, so a retry is answered the same."""
-        if command_id not in self.commands:
+        """A command's events record its answer (the ids they created, in order), so that a
+        retry is answered the same."""
+        remembered = self.commands.get(command_id)
+        if remembered is None:
             self.commands[command_id] = [digest, created]
+        elif created is not None:
+            remembered[1] = created if remembered[1] is None else f"{remembered[1]} {created}"
 
     def advance_status(self) -> None:
         """The lifecycle only moves forward: vetting -> contracting -> active."""

@@ -181,6 +181,9 @@ class MilestoneDeemedAccepted(EngagementEvent):
         milestone.accepted_at = self.timestamp
         milestone.deemed = True
 
+    def created_id(self) -> str:  # answered by the sweep that recorded it
+        return self.milestone_id
+
     def summary(self) -> str:
         return (f"milestone {self.milestone_id} deemed accepted: the inspection period ended "
                 f"{self.inspection_ended:%Y-%m-%d %H:%M} UTC unanswered")
@@ -247,6 +250,9 @@ class MilestoneAmendmentProposed(EngagementEvent):
             "number": self.number, "changes": dict(self.changes), "reason": self.reason,
             "signatures": {},
         }
+
+    def created_id(self) -> str:
+        return f"amendment {self.number}"
 
     def summary(self) -> str:
         return (f"amendment {self.number} of {self.milestone_id} proposed: "

@@ -14,12 +14,18 @@ from typing import Any
 from ledger.errors import InvalidInput
 
 
-def write_evidence_packet(path: str, engagement: Any, dispute_id: str, to: str,
-                          story: list[Any], by: Any) -> str:
-    """Writes the packet atomically and returns its SHA-256 (recorded with the escalation)."""
+def check_packet_folder(path: str) -> Path:
+    """Input check, made before any role or rule: the packet's folder must exist."""
     target = Path(path)
     if not target.parent.resolve().is_dir():
         raise InvalidInput(f"packet folder {str(target.parent)!r} does not exist")
+    return target
+
+
+def write_evidence_packet(path: str, engagement: Any, dispute_id: str, to: str,
+                          story: list[Any], by: Any) -> str:
+    """Writes the packet atomically and returns its SHA-256 (recorded with the escalation)."""
+    target = check_packet_folder(path)
     content = packet_content(engagement, dispute_id, to, story, by)
     data = json.dumps(content, indent=2, ensure_ascii=False, default=str).encode()
     pdf = packet_pdf(content)

@@ -55,3 +55,131 @@ class ContractorRecord(EngagementRows):
             outcomes.count("for_client"), outcomes.count("for_contractor"),
             outcomes.count("split"), len(e.interviews), json.dumps(flags),
         )]}
+
+
+# Reading the record -----------------------------------------------------------------------
+
+ENGAGEMENT_STATUSES = ("vetting", "contracting", "active", "closed")
+OUTCOMES = ("completed", "terminated", "not_hired")
+DISPUTE_OUTCOMES = ("open", "escalated", "for_client", "for_contractor", "split")
+#: Milestones whose work is still to be delivered (overdue once past their due date).
+WORK_DUE = ("defined", "funded", "changes_requested")
+
+
+def contractor_names(models: Any) -> list[str]:
+    """Every contractor name on record, as written when their engagements were opened."""
+    # Sorted here, not by the database: PostgreSQL's collation depends on its locale.
+    return sorted(row["contractor"] for row in
+                  models.query("SELECT DISTINCT contractor FROM {contractors}"))
+
+
+def match_contractor(models: Any, name: str) -> list[str]:
+    """The spellings on record that are `name`, ignoring case; unknown: InvalidInput naming
+    the closest names (`ledger contractor show` exits 2 with it)."""
+    from ledger.errors import InvalidInput
+
+    wanted = name.strip().casefold()
+    names = contractor_names(models)
+    found = [n for n in names if n.casefold() == wanted]
+    if found:
+        return found
+    suggestions = close_names(wanted, names)
+    hint = (f"; did you mean {_or_list(suggestions)}?" if suggestions
+            else f" among the {len(names)} on record" if names else "; none is on record yet")
+    raise InvalidInput(f"no contractor named {name.strip()!r}{hint}")
+
+
+def close_names(wanted: str, names: list[str], limit: int = 3) -> list[str]:
+    """Names that contain `wanted`, then those difflib finds close to it (case ignored)."""
+    import difflib
+
+    folded: dict[str, str] = {}
+    for n in names:
+        folded.setdefault(n.casefold(), n)
+    wanted = wanted.casefold()
+    containing = [f for f in folded if wanted and wanted in f]
+    close = difflib.get_close_matches(wanted, list(folded), n=limit, cutoff=0.6)
+    picked = list(dict.fromkeys(close + sorted(containing)))[:limit]
+    return [folded[f] for f in picked]
+
+
+def contractor_record(models: Any, name: str, today: Any = None) -> dict[str, Any]:
+    """The contractor's track record across every engagement (`contractor show --format json`).
+
+    `name` matches exactly, ignoring case. Milestones `overdue` are counted as of `today`
+    (a date; default today's UTC date) from the money ledger's milestones. A contractor
+    reading their own record gets it redacted: red flags come from interviews, which are
+    hidden from contractors, so `red_flags` is null and `redacted` true.
+    The shape is documented in docs/json-contract.md ("contractor show").
+    """
+    from datetime import UTC, datetime
+
+    today = today or datetime.now(UTC).date()
+    spellings = match_contractor(models, name)
+    marks = ", ".join("?" for _ in spellings)
+    rows = models.query(f"SELECT * FROM {{contractors}} WHERE contractor IN ({marks}) "
+                        "ORDER BY opened_at DESC, engagement_id", spellings)
+    overdue = _overdue_milestones(models, [row["engagement_id"] for row in rows], today)
+    redacted = bool(models.redacted)
+    track = [_engagement(row, overdue.get(row["engagement_id"], 0), redacted) for row in rows]
+    flags = [{"engagement_id": row["engagement_id"], "title": row["title"], "flag": flag}
+             for row in rows for flag in json.loads(row["red_flags"])]
+    return {
+        "name": rows[0]["contractor"],  # as written on the latest engagement
+        "redacted": redacted,
+        "today": today.isoformat(),
+        "engagements": {
+            "total": len(rows),
+            "by_status": {s: sum(1 for r in rows if r["status"] == s) for s in ENGAGEMENT_STATUSES},
+            "by_outcome": {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES},
+        },
+        "milestones": {key: sum(t["milestones"][key] for t in track)
+                       for key in ("total", "submitted", "on_time", "late", "extended", "overdue")},
+        "disputes": {key: sum(t["disputes"][key] for t in track)
+                     for key in ("total", *DISPUTE_OUTCOMES)},
+        "interviews": sum(t["interviews"] for t in track),
+        "red_flags": None if redacted else flags,
+        "track_record": track,
+    }
+
+
+def _engagement(row: dict[str, Any], overdue: int, redacted: bool) -> dict[str, Any]:
+    return {
+        "id": row["engagement_id"],
+        "title": row["title"],
+        "client": row["client"],
+        "status": row["status"],
+        "outcome": row["outcome"],
+        "opened_at": row["opened_at"],
+        "closed_at": row["closed_at"],
+        "milestones": {"total": row["milestones"], "submitted": row["on_time"] + row["late"],
+                       "on_time": row["on_time"], "late": row["late"],
+                       "extended": row["extended"], "overdue": overdue},
+        "disputes": {"total": row["disputes"], "open": row["disputes_open"],
+                     "escalated": row["disputes_escalated"],
+                     "for_client": row["disputes_for_client"],
+                     "for_contractor": row["disputes_for_contractor"],
+                     "split": row["disputes_split"]},
+        "interviews": row["interviews"],
+        "red_flags": None if redacted else len(json.loads(row["red_flags"])),
+    }
+
+
+def _overdue_milestones(models: Any, engagement_ids: list[str], today: Any) -> dict[str, int]:
+    found: dict[str, int] = {}
+    status_marks = ", ".join("?" for _ in WORK_DUE)
+    for start in range(0, len(engagement_ids), 500):
+        chunk = engagement_ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for row in models.query(
+            f"SELECT engagement_id, COUNT(*) AS n FROM {{milestones}} "
+            f"WHERE engagement_id IN ({marks}) AND status IN ({status_marks}) AND due < ? "
+            "GROUP BY engagement_id", [*chunk, *WORK_DUE, today.isoformat()],
+        ):
+            found[row["engagement_id"]] = int(row["n"])
+    return found
+
+
+def _or_list(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]

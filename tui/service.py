@@ -72,16 +72,14 @@ class LedgerService:
             released_this_month=released,
             open_disputes=int(m.query("SELECT COUNT(*) AS n FROM {disputes} "
                                       "WHERE status IN ('open', 'escalated')")[0]["n"]),
-            grants_expiring=sum(1 for a in alerts if a["kind"].startswith("grant")),
+            grants_expiring=sum(1 for a in alerts if a["kind"] == "grant_expiring"),
             milestones_overdue=sum(1 for a in alerts if a["kind"] == "milestone_overdue"),
             head=m.projector.head(),
         )
 
     def _alerts(self, within: int) -> list[dict[str, Any]]:
-        try:
-            from projections.alerts import alerts
-        except ImportError:  # pragma: no cover - the alerts module ships with the read models
-            return []
+        from projections.alerts import alerts
+
         return alerts(self.models, within=within, today=self.day())
 
     def engagements(self, search: str | None = None, status: str | None = None,
@@ -94,7 +92,7 @@ class LedgerService:
     def contractor(self, name: str) -> dict[str, Any]:
         from projections.contractor_record import contractor_record
 
-        return contractor_record(self.models, name)
+        return contractor_record(self.models, name, today=self.day())
 
     # One engagement -------------------------------------------------------------------
 
