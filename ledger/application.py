@@ -17,20 +17,24 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import (IntegrityError, InterfaceError, JSONTranscoder,
+                                       OperationalError)
 
 from ledger.commands import Command, EngagementCommand, OpenEngagement
 from ledger.engagement import Engagement
-from ledger.errors import ConcurrentChange, InvalidInput, LedgerError
+from ledger.errors import ConcurrentChange, DatabaseUnavailable, InvalidInput, LedgerError
 from ledger.events import EngagementEvent, Stamp
 from ledger.money import parse_amount
 from ledger.roles import Action, Actor, check_acts_as_party, check_permitted
-from ledger.storage import Database, resolve
+from ledger.storage import Database, is_connection_lost, is_lock_timeout, resolve
 from ledger.transcodings import register_ledger_transcodings
 from ledger.validation import parse_time
 
 Clock = Callable[[], datetime]
-MAX_ATTEMPTS = 12
+#: Attempts at one command while other writers keep changing its engagement. With the
+#: backoff below that is several seconds of trying before exit 5 (four processes writing to
+#: one engagement without pause lost a command now and then at 12 attempts).
+MAX_ATTEMPTS = 30
 
 
 def utc_now() -> datetime:
@@ -54,6 +58,8 @@ class Engagements(Application[UUID]):
         self.clock: Clock = clock or utc_now
         self._write_lock = threading.RLock()
         self.conflicts_retried = 0
+        #: Seconds a statement waits for a lock (set by `open_ledger`; for the messages).
+        self.lock_timeout: int | None = None
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -67,38 +73,50 @@ class Engagements(Application[UUID]):
         engagement_id = Engagement.create_id(command_id)
         digest = command.digest()
         with self._write_lock:
-            for _attempt in range(MAX_ATTEMPTS):
-                existing = self._find(engagement_id)
-                if existing is not None:
-                    check_same_command(existing, command_id, digest)
-                    return engagement_id
-                stamp = Stamp(actor, command_id, digest, self.clock())
-                engagement = Engagement.open(
-                    stamp, command.title, command.client, command.contractor, command.curator,
-                    parse_amount(command.budget, command.currency), command.currency,
-                    command.inspection_days, command.grace_days,
-                )
+            for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
+                    existing = self._find(engagement_id)
+                    if existing is not None:
+                        check_same_command(existing, command_id, digest)
+                        return engagement_id
+                    stamp = Stamp(actor, command_id, digest, self.clock())
+                    engagement = Engagement.open(
+                        stamp, command.title, command.client, command.contractor,
+                        command.curator, parse_amount(command.budget, command.currency),
+                        command.currency, command.inspection_days, command.grace_days,
+                    )
                     self.save(engagement)
                 except IntegrityError:
-                    self._note_conflict()
+                    self._note_conflict(attempt)
                     continue
+                except (OperationalError, InterfaceError) as error:
+                    self._evict(engagement_id)
+                    raise self._refusal(error) from None
                 return engagement_id
         raise ConcurrentChange("the engagement could not be opened: too many concurrent changes")
 
     def execute(self, command: EngagementCommand, actor: Actor) -> str | None:
-        """Applies one command to its engagement; returns the id it created, if any."""
+        """Applies one command to its engagement; returns the id it created, if any.
+
+        A version conflict is retried against the fresh state (rule 10). A connection that
+        drops is retried by the library's recorder (10 attempts, each waiting for the pool to
+        reconnect); when its COMMIT had gone through, the retry meets the primary key like a
+        conflict, the engagement is reloaded, and the command id found there is answered as
+        the first time (rule 12).
+        """
         command_id = command.command_id or new_command_id()
         digest = command.digest()
+        engagement_id = command.engagement_id
         with self._write_lock:
-            for _attempt in range(MAX_ATTEMPTS):
-                engagement = self._load(command.engagement_id)
-                if command_id in engagement.commands:
-                    # A retry: the same command by someone allowed to send it gets the same answer.
-                    answer = check_same_command(engagement, command_id, digest)
-                    self._check_role(command, actor)
-                    return answer
+            for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
+                    engagement = self._load(engagement_id)
+                    if command_id in engagement.commands:
+                        # A retry: the same command by someone allowed to send it gets the
+                        # same answer.
+                        answer = check_same_command(engagement, command_id, digest)
+                        self._check_role(command, actor)
+                        return answer
                     command.check_against(engagement)
                     self._check_role(command, actor)
                     command.before_apply(self, engagement)
@@ -106,15 +124,31 @@ class Engagements(Application[UUID]):
                                                                  self.clock()))
                     self.save(engagement)
                 except IntegrityError:
-                    self._evict(engagement.id)
-                    self._note_conflict()
+                    self._evict(engagement_id)
+                    self._note_conflict(attempt)
                     continue
+                except (OperationalError, InterfaceError) as error:
+                    self._evict(engagement_id)
+                    raise self._refusal(error) from None
                 except BaseException:
-                    self._evict(engagement.id)
+                    self._evict(engagement_id)
                     raise
                 return result
-        raise ConcurrentChange(f"engagement {command.engagement_id} kept changing under this "
-                               f"command; {MAX_ATTEMPTS} attempts failed")
+        raise ConcurrentChange(f"engagement {engagement_id} kept changing under this command; "
+                               f"{MAX_ATTEMPTS} attempts failed")
+
+    def _refusal(self, error: OperationalError | InterfaceError) -> Exception:
+        """What a database error that the library's retries did not cure means to a user."""
+        if is_lock_timeout(error):
+            waited = f" for {self.lock_timeout} s" if self.lock_timeout else ""
+            return ConcurrentChange(
+                f"another transaction held the event log locked{waited} (the lock timeout, "
+                "LEDGER_LOCK_TIMEOUT); nothing was recorded, try again")
+        if is_connection_lost(error):
+            return DatabaseUnavailable(
+                f"lost the database ({one_line(error)}); the command may or may not have been "
+                "recorded: send it again with the same --command-id, it is recorded once")
+        return error
 
     @staticmethod
     def _check_role(command: EngagementCommand, actor: Actor) -> None:
@@ -218,9 +252,12 @@ class Engagements(Application[UUID]):
             except KeyError:
                 pass
 
-    def _note_conflict(self) -> None:
+    def _note_conflict(self, conflicts: int = 1) -> None:
+        """Backs off before the next attempt, at random and longer after each conflict (up to
+        a quarter of a second): writers that collided do not collide again in step, and a
+        writer that keeps losing the race leaves room for the others to finish."""
         self.conflicts_retried += 1
-        time.sleep(random.uniform(0.001, 0.02))
+        time.sleep(random.uniform(0.001, min(0.25, 0.01 * 2 ** (conflicts - 1))))
 
 
 def check_same_command(engagement: Engagement, command_id: str, digest: str) -> str | None:
@@ -260,6 +297,7 @@ def open_ledger(url: str | None = None, clock: Clock | None = None,
         env["CREATE_TABLE"] = "no"
     app = _construct(database, env, clock)
     app.database = database  # type: ignore[attr-defined]
+    app.lock_timeout = database.lock_timeout
     return app
 
 

@@ -35,3 +35,9 @@ class ConcurrentChange(LedgerError):
     """Other writers kept changing the engagement; the command was not applied."""
 
     exit_code = 5
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database could not be reached, even after the library's retries."""
+
+    exit_code = 1

@@ -17,6 +17,9 @@ from ledger.errors import InvalidInput
 DEFAULT_URL = "sqlite:///ledger.db"
 #: One key for every ledger's schema creation, so processes starting together take turns.
 SCHEMA_LOCK_KEY = 0x1ED6E7
+#: Seconds a statement waits for a lock another transaction holds (env LEDGER_LOCK_TIMEOUT);
+#: past it the command is refused with exit 5 and nothing is recorded.
+DEFAULT_LOCK_TIMEOUT = {"sqlite": 30, "postgres": 10}
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class Database:
     @property
     def schema(self) -> str:
         return self.env.get("POSTGRES_SCHEMA", "public")
+
+    @property
+    def lock_timeout(self) -> int | None:
+        """Seconds a statement waits for a lock (None in memory, where nothing waits)."""
+        value = self.env.get("POSTGRES_LOCK_TIMEOUT") or self.env.get("SQLITE_LOCK_TIMEOUT")
+        return int(value) if value else None
 
 
 def resolve(url: str | None) -> Database:
@@ -65,7 +74,8 @@ def _sqlite_env(url: str) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": path,
-        "SQLITE_LOCK_TIMEOUT": "30",
+        "SQLITE_LOCK_TIMEOUT": str(seconds_from_env("LEDGER_LOCK_TIMEOUT",
+                                                    DEFAULT_LOCK_TIMEOUT["sqlite"])),
     }
 
 
@@ -76,14 +86,16 @@ def _postgres_env(url: str) -> dict[str, str]:
     if not dbname:
         raise InvalidInput(f"database URL {url!r} names no database")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # The library's PostgreSQL recorders, except that a lock timeout is not retried.
+        "PERSISTENCE_MODULE": "ledger.postgres_recorders:Factory",
         "POSTGRES_DBNAME": dbname,
         "POSTGRES_HOST": parts.hostname or "localhost",
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or os.environ.get("PGUSER", "postgres")),
         "POSTGRES_PASSWORD": unquote(parts.password or os.environ.get("PGPASSWORD", "")),
         "POSTGRES_CONNECT_TIMEOUT": "10",
-        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": str(seconds_from_env("LEDGER_LOCK_TIMEOUT",
+                                                      DEFAULT_LOCK_TIMEOUT["postgres"])),
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
     }
@@ -93,6 +105,51 @@ def _postgres_env(url: str) -> dict[str, str]:
             raise InvalidInput(f"database URL {url!r}: schema must be letters, digits and _")
         env["POSTGRES_SCHEMA"] = schema
     return env
+
+
+def seconds_from_env(name: str, default: int) -> int:
+    """A whole number of seconds from the environment, 1 to 3600."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= 3600:
+        raise InvalidInput(f"{name}={text!r}: give a whole number of seconds from 1 to 3600")
+    return int(text)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what it was raised from (the library wraps the driver's errors)."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return chain
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """A statement gave up waiting for a lock: PostgreSQL's lock_timeout, SQLite's busy timeout."""
+    for cause in _causes(error):
+        if getattr(cause, "sqlstate", None) == "55P03":  # psycopg: lock_not_available
+            return True
+        if type(cause).__module__ == "sqlite3" and "locked" in str(cause):
+            return True
+    return False
+
+
+def is_connection_lost(error: BaseException) -> bool:
+    """PostgreSQL could not be reached, or the connection broke (a restart, a dropped socket).
+
+    Not a lock timeout, nor a cancelled statement: those are answers from a working server.
+    """
+    if is_lock_timeout(error):
+        return False
+    for cause in _causes(error):
+        module = type(cause).__module__
+        if module.startswith(("psycopg", "psycopg_pool")):
+            return getattr(cause, "sqlstate", None) != "57014" and any(
+                base.__name__ in ("OperationalError", "InterfaceError")
+                for base in type(cause).__mro__)
+    return False
 
 
 #: Created in this order; the last one existing means all do.

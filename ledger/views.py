@@ -27,7 +27,10 @@ def timestamp(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC, ending in Z."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat is several times faster than strftime, and this runs once per event per view.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def engagement_state(engagement: Engagement, actor: Actor) -> dict[str, Any]:

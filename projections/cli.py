@@ -24,6 +24,9 @@ def register(cli: click.Group) -> None:
     cli.add_command(audit)
     cli_reports.register(cli)
     cli_audit.register(cli, audit)
+    from projections.cli_restore import restore
+
+    cli.add_command(restore)
 
 
 #: The ledger's context object (`ledger.cli.LedgerContext`: db, actor, app).
@@ -160,8 +163,11 @@ def projections_rebuild(ledger: Any, name: str | None) -> None:
 @click.option("--follow", is_flag=True, help="Keep going: apply new events as they arrive.")
 @click.option("--poll", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
               help="Seconds between checks for new events (SQLite; PostgreSQL is woken by NOTIFY).")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=None,
+              envvar="LEDGER_PROJECTION_BATCH", show_envvar=True,
+              help="Events applied per transaction (default 2000).")
 @pass_ledger
-def projections_run(ledger: Any, follow: bool, poll: float) -> None:
+def projections_run(ledger: Any, follow: bool, poll: float, batch: int | None) -> None:
     """Bring every read model up to date; with --follow, keep them so.
 
     On PostgreSQL one runner leads (an advisory lock) and the others stand by; when the
@@ -171,10 +177,14 @@ def projections_run(ledger: Any, follow: bool, poll: float) -> None:
     Example:
       ledger --as admin:ops projections run --follow
     """
+    import functools
     import signal
     import threading
 
     projector = _projector(ledger, administer=True)
+    if batch is not None:
+        # follow() calls catch_up() with the default batch: give it this one instead.
+        projector.catch_up = functools.partial(projector.catch_up, batch_size=batch)
     if not follow:
         with progress_bar("catching up") as progress:
             applied = projector.catch_up(progress)

@@ -146,8 +146,9 @@ class Projector:
             try:
                 with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
                     while not stop.is_set():
-                        got = conn.execute("SELECT pg_try_advisory_lock(%s) AS got",
-                                           (LEADER_LOCK_KEY,)).fetchone()
+                        got = conn.execute(
+                            "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS got",
+                            (LEADER_LOCK_KEY, self.store.datastore.schema)).fetchone()
                         if got and got[0]:
                             break
                         if not standing_by:

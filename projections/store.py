@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteTrackingRecorder
 
@@ -136,7 +136,11 @@ class SQLiteReadModelStore(SQLiteTrackingRecorder, ReadModelStore):
         return "tracking"
 
     def ensure_tables(self, statements: Sequence[str]) -> None:
-        self.create_table()  # the library's tracking table
+        try:
+            self.create_table()  # the library's tracking table
+        except IntegrityError:
+            # Another process created it between this one's look and its own creation.
+            self.create_table()
         with self.transaction() as tx:
             for statement in statements:
                 tx.execute(statement)
@@ -161,7 +165,8 @@ class PostgresReadModelStore(PostgresTrackingRecorder, ReadModelStore):
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                           (WRITE_LOCK_KEY, self.datastore.schema))
             yield Tx(self, cursor)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -185,7 +190,8 @@ class PostgresReadModelStore(PostgresTrackingRecorder, ReadModelStore):
             if self._all_exist(conn, tables):
                 return
             # Processes starting together take turns: CREATE TABLE races otherwise.
-            conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))",
+                         (WRITE_LOCK_KEY, self.datastore.schema))
             try:
                 if not self._all_exist(conn, tables):
                     self.create_table()  # the library's tracking table
@@ -193,7 +199,8 @@ class PostgresReadModelStore(PostgresTrackingRecorder, ReadModelStore):
                         for statement in statements:
                             conn.execute(self.sql(statement))
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK_KEY,))
+                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))",
+                             (WRITE_LOCK_KEY, self.datastore.schema))
 
     @staticmethod
     def _all_exist(conn: Any, tables: list[str]) -> bool:

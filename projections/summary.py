@@ -18,9 +18,16 @@ COLUMNS = ("engagement_id", "title", "client", "contractor", "curator", "status"
            "red_flags", "opened_at", "updated_at", "closed_at", "version")
 
 
+def milestone_number(milestone_id: str) -> int:
+    """The number in a milestone id ("M10" -> 10): ids sort by it, not as text."""
+    return int(milestone_id[1:])
+
+
 class EngagementSummary(EngagementRows):
     name = "summary"
     title = "engagement summary"
+    #: 2: ties on the due date are broken by the milestone's number (M2 before M10).
+    schema_version = 2
     tables = (
         "CREATE TABLE IF NOT EXISTS {summary} ("
         "engagement_id TEXT PRIMARY KEY, title TEXT NOT NULL, client TEXT NOT NULL, "
@@ -38,12 +45,13 @@ class EngagementSummary(EngagementRows):
 
     def rows(self, e: Any) -> dict[str, list[tuple[Any, ...]]]:
         ccy = e.currency
-        due = sorted((m.due, m.id) for m in e.milestones.values() if m.status in WORK_DUE)
+        due = sorted((m.due, milestone_number(m.id), m.id)
+                     for m in e.milestones.values() if m.status in WORK_DUE)
         row = (
             str(e.id), e.title, e.client, e.contractor, e.curator, e.status, e.outcome, ccy,
             to_minor(e.budget, ccy), to_minor(e.funded, ccy), to_minor(e.released, ccy),
             to_minor(e.refunded, ccy), to_minor(e.escrow, ccy),
-            due[0][0].isoformat() if due else None, due[0][1] if due else None,
+            due[0][0].isoformat() if due else None, due[0][2] if due else None,
             len(e.milestones),
             sum(1 for m in e.milestones.values() if m.status not in CLOSED_STATUSES),
             sum(1 for d in e.disputes.values() if d.status in ("open", "escalated")),

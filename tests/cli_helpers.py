@@ -21,7 +21,8 @@ LEDGER = [sys.executable, "-m", "ledger.cli"]
 UUID_LINE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n")
 
 #: Variables that would change what the command line does behind the test's back.
-_LEDGER_ENV = ("LEDGER_DATABASE_URL", "LEDGER_ACTOR", "LEDGER_DEBUG", "LEDGER_CIPHER_KEY")
+_LEDGER_ENV = ("LEDGER_DATABASE_URL", "LEDGER_ACTOR", "LEDGER_DEBUG", "LEDGER_CIPHER_KEY",
+               "LEDGER_LOCK_TIMEOUT")
 
 
 def ledger_env() -> dict[str, str]:

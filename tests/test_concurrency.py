@@ -1,5 +1,8 @@
 """Acceptance: two processes writing to one engagement at once lose no update (rule 10), and
-four processes starting on a fresh PostgreSQL database all succeed (DESIGN section 7).
+four processes starting on a fresh PostgreSQL database all succeed (DESIGN section 7). Four
+processes of 200 commands each, on one engagement and on one each, lose none either and keep
+the budget rule; the conflicts they retried are printed. A stuck transaction holding a lock on
+the events table cannot hold a writer past LEDGER_LOCK_TIMEOUT: it gives up with exit 5.
 
 Writers are separate Python processes (not threads: the application's in-process write lock
 must not be what keeps them apart). They are released together by a barrier file once each has
@@ -21,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from ledger.application import open_ledger
+from ledger.application import MAX_ATTEMPTS, open_ledger
 from ledger.commands import OpenEngagement
 from ledger.views import engagement_state, history_row
 
-from cli_helpers import UUID_LINE, describe, expect_ok, ledger_argv, ledger_env
+from cli_helpers import UUID_LINE, describe, expect_ok, expect_refusal, ledger_argv, ledger_env
 from factories import AUDITOR, CURATOR, active_engagement
 
 #: A writer: opens the ledger, says it is ready, waits for the go file, runs its commands one
@@ -325,3 +328,180 @@ def test_a_process_starting_while_another_creates_the_tables_succeeds(postgres_u
     assert second_result.returncode == 0, describe(second_result)
     assert UUID_LINE.fullmatch(second_result.stdout), describe(second_result)
     assert len(engagement_ids(postgres_url)) == 2
+
+
+# (c) Four processes, 200 commands each: on one engagement, and on one each. -------------------
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-engagement", "four-engagements"])
+def test_four_processes_of_200_commands_lose_no_update(db_url: str, tmp_path: Path,
+                                                       shared: bool) -> None:
+    """Each writer logs 100 notes and defines 100 milestones of 1.00, alternating. The budget
+    admits three-quarters of the milestones: the rest are refused by rule 2 (exit 3), whoever
+    sends them. Every answer is either done, that refusal, or (on the shared engagement, after
+    its retries) exit 5; everything done is stored exactly once, nothing else is."""
+    app = open_ledger(db_url)
+    try:
+        budget = "300" if shared else "75"
+        engagements = [active_engagement(app, budget=budget) for _ in range(1 if shared else 4)]
+        start_versions = {eid: app.engagement(eid, AUDITOR).version for eid in engagements}
+    finally:
+        app.close()
+    plans = []
+    for number in range(4):
+        eid = str(engagements[0 if shared else number])
+        commands = []
+        for n in range(100):
+            commands.append(["LogNote", {"engagement_id": eid, "text": f"w{number} note {n}",
+                                         "command_id": f"w{number}-note-{n}"}])
+            commands.append(["DefineMilestone", {
+                "engagement_id": eid, "title": f"w{number} part {n}", "amount": "1",
+                "due": "2027-06-30", "command_id": f"w{number}-part-{n}"}])
+        plans.append((f"curator:w{number}", commands))
+    reports = run_writers(db_url, tmp_path, plans)
+    target = {fields["command_id"]: fields["engagement_id"]
+              for _, commands in plans for _, fields in commands}
+
+    done: dict[str, Any] = {}
+    gave_way: list[str] = []
+    over_budget = 0
+    for (_, commands), report in zip(plans, reports, strict=True):
+        for (_name, fields), answer in zip(commands, report["answers"], strict=True):
+            if answer["ok"]:
+                done[fields["command_id"]] = answer["result"]
+            elif answer["exit_code"] == 3 and "budget" in answer["error"]:
+                over_budget += 1
+            elif answer["exit_code"] == 5:
+                gave_way.append(fields["command_id"])
+            else:
+                pytest.fail(f"{fields['command_id']}: {answer}")
+    conflicts = sum(report["conflicts_retried"] for report in reports)
+    print(f"\n4 x 200 commands on {'one engagement' if shared else 'four engagements'}: "
+          f"{conflicts} version conflicts retried, {over_budget} refused by the budget, "
+          f"{len(gave_way)} gave way after {MAX_ATTEMPTS} attempts")
+    if not shared:
+        assert conflicts == 0 and not gave_way  # nobody else writes to a writer's engagement
+
+    app = open_ledger(db_url)
+    try:
+        stored: dict[str, list[str]] = {}
+        for eid in engagements:
+            history = list(app.history(eid, AUDITOR))
+            assert [e.originator_version for e in history] == list(range(1, len(history) + 1))
+            for event in history[start_versions[eid]:]:
+                stored.setdefault(event.command_id, []).append(type(event).__name__)
+            state = engagement_state(app.engagement(eid, AUDITOR), AUDITOR)
+            money = {k: Decimal(v) for k, v in state["money"].items()}
+            assert money["committed"] <= Decimal(state["budget"])  # rule 2
+            assert money["funded"] == money["released"] + money["refunded"] + money["escrow"]
+            defined = [m["id"] for m in state["milestones"]]
+            # Every milestone id was answered to exactly one command, none twice.
+            answered = sorted((answer for command_id, answer in done.items()
+                               if "-part-" in command_id and target[command_id] == str(eid)),
+                              key=lambda m: int(m[1:]))
+            assert answered == defined
+            if over_budget:
+                assert money["committed"] == Decimal(state["budget"])
+    finally:
+        app.close()
+    assert set(stored) == set(done), "an answered command is missing, or a refused one stored"
+    assert all(len(types) == 1 for types in stored.values()), "a command was stored twice"
+    notes = [c for c in done if "-note-" in c]
+    assert len(notes) + len([c for c in gave_way if "-note-" in c]) == 400
+
+
+# (d) A stuck transaction cannot hold a writer past the lock timeout. -------------------------
+
+
+class StuckTransaction:
+    """Another session that took a lock on the events table and went quiet."""
+
+    def __init__(self, db_url: str, mode: str) -> None:
+        self.db_url = db_url
+        if db_url.startswith("sqlite"):
+            import sqlite3
+
+            self.conn: Any = sqlite3.connect(db_url[len("sqlite:///"):], isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")  # the write lock, as a writer mid-save holds
+        else:
+            import psycopg
+
+            base, _, query = db_url.partition("?")
+            schema = query.split("schema=")[1]
+            self.conn = psycopg.connect(base)  # a transaction opens with the first statement
+            self.conn.execute(f'LOCK TABLE "{schema}".engagements_events IN {mode} MODE')
+
+    def end(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+LOCK_CASES = [
+    pytest.param("sqlite", "", id="sqlite-write-lock"),
+    pytest.param("postgres", "EXCLUSIVE", id="postgres-exclusive", marks=pytest.mark.postgres),
+    pytest.param("postgres", "ACCESS EXCLUSIVE", id="postgres-access-exclusive",
+                 marks=pytest.mark.postgres),
+]
+
+
+@pytest.mark.parametrize("backend,mode", LOCK_CASES)
+def test_a_stuck_transaction_cannot_hold_a_writer_past_the_lock_timeout(
+        request: pytest.FixtureRequest, tmp_path: Path, backend: str, mode: str) -> None:
+    """EXCLUSIVE is what a writer holds while it saves (a writer frozen mid-save, say);
+    ACCESS EXCLUSIVE (a schema change left open) blocks even reading the engagement. Either
+    way the writer gives up after LEDGER_LOCK_TIMEOUT with exit 5 and one line, records
+    nothing, and the same command goes through once the lock is gone."""
+    db_url = (f"sqlite:///{tmp_path / 'ledger.db'}" if backend == "sqlite"
+              else request.getfixturevalue("postgres_url"))
+    app = open_ledger(db_url)
+    try:
+        eid = app.open_engagement(OpenEngagement.build(
+            title="Busy", client="Acme", contractor="Bo", curator="cara", budget="100",
+            currency="EUR"), CURATOR)
+    finally:
+        app.close()
+    argv = ledger_argv(db_url, "curator:cara", "engagement", "note", str(eid), "--text",
+                       "Kick-off moved", "--command-id", "note-1")
+    env = {**ledger_env(), "LEDGER_LOCK_TIMEOUT": "1"}
+    stuck = StuckTransaction(db_url, mode)
+    try:
+        # Without the fix the library retried the lock timeout ten times; the deadline only
+        # stops a writer that hangs, it is not a measurement.
+        blocked = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=9,
+                                 check=False)
+    finally:
+        stuck.end()
+    message = expect_refusal(blocked, 5)
+    assert "held the event log locked for 1 s" in message and "nothing was recorded" in message
+    app = open_ledger(db_url)
+    try:
+        assert [row[1] for row in history_types(app, eid)] == ["EngagementOpened"]
+    finally:
+        app.close()
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+    expect_ok(again)
+    app = open_ledger(db_url)
+    try:
+        assert [row[1] for row in history_types(app, eid)] == ["EngagementOpened", "NoteLogged"]
+    finally:
+        app.close()
+
+
+def test_the_lock_timeout_must_be_whole_seconds(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.errors import InvalidInput
+    from ledger.storage import resolve
+
+    for value in ("0", "1.5", "soon", "3601"):
+        monkeypatch.setenv("LEDGER_LOCK_TIMEOUT", value)
+        for url in (f"sqlite:///{tmp_path / 'ledger.db'}", "postgresql://u@h/db"):
+            with pytest.raises(InvalidInput, match="LEDGER_LOCK_TIMEOUT"):
+                resolve(url)
+    monkeypatch.setenv("LEDGER_LOCK_TIMEOUT", "7")
+    assert resolve("postgresql://u@h/db").lock_timeout == 7
+    assert resolve(f"sqlite:///{tmp_path / 'ledger.db'}").lock_timeout == 7
+    argv = ledger_argv(f"sqlite:///{tmp_path / 'ledger.db'}", "auditor:ann", "engagement", "list")
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
+                            env={**ledger_env(), "LEDGER_LOCK_TIMEOUT": "soon"})
+    assert "LEDGER_LOCK_TIMEOUT" in expect_refusal(result, 2)

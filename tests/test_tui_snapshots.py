@@ -75,3 +75,15 @@ def test_dispute(snap_compare: Any, db: str) -> None:
         await settle(pilot, pilot.app)
 
     assert snap_compare(make_app(db), terminal_size=SIZE, run_before=dispute)
+
+
+@pytest.mark.parametrize("size", [(80, 24), SIZE], ids=["80x24", "120x36"])
+def test_contractor(snap_compare: Any, db: str, size: tuple[int, int]) -> None:
+    async def contractor(pilot: Any) -> None:
+        await settle(pilot, pilot.app)
+        rows, _ = pilot.app.service.engagements(limit=100)
+        names = [row["contractor"] for row in rows]
+        pilot.app.open_contractor(max(names, key=names.count))  # the longest record
+        await settle(pilot, pilot.app)
+
+    assert snap_compare(make_app(db), terminal_size=size, run_before=contractor)

@@ -30,8 +30,10 @@ class LedgerApp(App[None]):
     CSS_PATH = "ledger.tcss"
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
-        Binding("e", "export", "Export"),
-        Binding("v", "verify", "Verify"),
+        Binding("e", "export", "Export", tooltip="Export the audit trail (CSV, JSONL, "
+                "Markdown, PDF)", id="audit-export"),
+        Binding("v", "verify", "Verify", tooltip="Verify the audit trail's hash chains",
+                id="audit-verify"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
@@ -57,12 +59,14 @@ class LedgerApp(App[None]):
         if behind > 5000:
             self.call_from_thread(self.notify, f"bringing the read models up to date "
                                                f"({behind} events)…", timeout=3)
-        self.service.catch_up()
+        applied = self.service.catch_up()
         head = self.service.head()
-        if head != self.seen_head:
+        if head != self.seen_head or applied:
             first = self.seen_head < 0
             self.seen_head = head
-            if not first:
+            # The first look redraws only when it caught up on something: a read model
+            # rebuilt at start (a new schema version) was empty when the screen first loaded.
+            if not first or applied:
                 self.call_from_thread(self.refresh_screen)
 
     def refresh_screen(self) -> None:
@@ -101,11 +105,36 @@ class LedgerApp(App[None]):
                 return
             if command_name == "OpenEngagement" and result:
                 self.open_engagement(result)
+                self.show_known_contractor(result)
             else:
                 self.refresh_screen()
 
         self.push_screen(CommandForm(command_name, engagement_id, action_title(command_name),
                                      preset), done)
+
+    @work(thread=True, group="known-contractor")
+    def show_known_contractor(self, engagement_id: str) -> None:
+        """After an engagement is opened: when its contractor has worked with us before, their
+        record goes on top of the new engagement, so the curator reads it before going on."""
+        from ledger.errors import LedgerError
+
+        contractor = self.service.engagement(engagement_id)["contractor"]
+        self.service.catch_up()
+        try:
+            record = self.service.contractor(contractor)
+        except LedgerError:
+            return  # not on record: nothing to show
+        earlier = [row for row in record["track_record"] if row["id"] != engagement_id]
+        if earlier:
+            self.call_from_thread(self._contractor_on_record, record["name"], len(earlier))
+
+    def _contractor_on_record(self, name: str, earlier: int) -> None:
+        from tui.contractor_screen import ContractorScreen
+
+        plural = "engagement" if earlier == 1 else "engagements"
+        self.push_screen(ContractorScreen(name, note=(
+            f"{name} is on record: {earlier} earlier {plural}. "
+            "Press escape to go on to the new engagement.")))
 
     def choose_action(self, engagement_id: str) -> None:
         def chosen(command_name: str | None) -> None:
@@ -149,6 +178,10 @@ class LedgerApp(App[None]):
                                             {"what": "milestones"} if name == "Sweep" else None))
             yield SystemCommand("Replay", "Step through this engagement's history",
                                 partial(self.open_replay, engagement_id))
+            contractor = getattr(screen, "action_contractor", None)
+            if contractor is not None:
+                yield SystemCommand("Contractor record", "This engagement's contractor across "
+                                    "every engagement", contractor)
 
     def on_unmount(self) -> None:
         self.service.close()

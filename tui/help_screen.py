@@ -26,9 +26,14 @@ HELP = """\
 | engagement | `p` | replay its history |
 | engagement | `d` | its latest dispute |
 | engagement | `c` | the contractor's record |
+| contractor | `enter` | open the engagement under the cursor |
+| contractor | `r` | read the record again |
+| new engagement | `ctrl+s` | record it; a contractor already on record shows their record first |
+| export / verify | `enter` / `ctrl+s` | start the export / the verification |
+| export | `←` `→` then `space` | choose the format (CSV, JSONL, Markdown, PDF) |
 | replay | `←` `→` / `home` `end` | one event back / forward, first / last |
 | replay | `t` | jump to a date or time |
-| any screen | `escape` | back |
+| any screen | `escape` | back; closes a dialog (and stops its export) |
 
 Everything another curator records appears within a second or two.
 """

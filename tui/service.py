@@ -10,6 +10,7 @@ up runs one at a time (a long catch-up never holds up a query).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -93,6 +94,33 @@ class LedgerService:
         from projections.contractor_record import contractor_record
 
         return contractor_record(self.models, name, today=self.day())
+
+    def contractor_suggestions(self, name: str) -> list[str]:
+        """The names on record closest to `name` (those the "did you mean" message offers)."""
+        from projections.contractor_record import close_names, contractor_names
+
+        return close_names(name.strip(), contractor_names(self.models))
+
+    # The audit trail ------------------------------------------------------------------
+
+    def export(self, fmt: str, output: str, *, engagement: str | None = None,
+               since: str | None = None, until: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Any:
+        """Writes the audit trail (or a range of it) to `output`; returns the export's
+        `ExportResult` (entries, digest, path). Raises the ledger's own errors."""
+        from projections.audit_export import export_audit
+
+        self.catch_up()  # everything recorded so far is in the trail
+        return export_audit(self.models, fmt, output, engagement=engagement, since=since,
+                            until=until, progress=progress)
+
+    def verify(self, digest_text: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Any:
+        """Recomputes both hash chains from the stored bytes; returns a `VerifyReport`."""
+        from projections.audit import verify
+
+        self.catch_up()  # an event not yet in the trail would read as a missing entry
+        return verify(self.app, self.models.store, digest_text or None, progress)
 
     # One engagement -------------------------------------------------------------------
 
