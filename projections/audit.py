@@ -16,7 +16,7 @@ from hashlib import sha256
 from typing import Any, NamedTuple
 
 from projections.hash_chain import GENESIS, canonical_event, parse_digest
-from projections.store import ReadModelStore
+from projections.store import ReadModelStore, query_tuples
 
 BATCH = 5000
 
@@ -49,20 +49,6 @@ class _Entry(NamedTuple):
     engagement_hash: str
 
 
-def _tuples(store: ReadModelStore, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """Rows as plain tuples: verification runs at the speed of reading (no dict per row)."""
-    with store.datastore.transaction(commit=False) as cursor:
-        if store.kind == "postgres":
-            from psycopg.rows import tuple_row
-
-            cursor.row_factory = tuple_row
-        else:
-            cursor = cursor.sqlite_cursor  # the library's wrapper around sqlite3's cursor
-            cursor.row_factory = None
-        cursor.execute(sql, params)
-        return cursor.fetchall()  # type: ignore[no-any-return]
-
-
 def _hyphenated(originator_id: Any) -> str:
     text = str(originator_id)
     if len(text) == 32:  # SQLite keeps the UUID's hex
@@ -84,7 +70,7 @@ def _stored_events(app: Any, store: ReadModelStore, after: int,
     else:
         sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
                f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT {BATCH}")
-    return _tuples(store, sql, (after, stop))
+    return query_tuples(store, sql, (after, stop))
 
 
 def _entry_name(position: int, row: _Entry | None) -> str:
@@ -121,7 +107,7 @@ def verify(app: Any, store: ReadModelStore, digest_text: str | None = None,
     while position < last:
         notifications = _stored_events(app, store, position, last)
         stop = notifications[-1][0] if notifications else last
-        rows = _tuples(store, store.sql(
+        rows = query_tuples(store, store.sql(
             "SELECT position, engagement_id, version, type, event_sha256, prev_hash, hash, "
             "engagement_prev_hash, engagement_hash FROM {audit} WHERE position > ? AND "
             "position <= ? ORDER BY position"), (position, stop))

@@ -31,6 +31,7 @@ from uuid import UUID
 from ledger.errors import InvalidInput, LedgerError, RuleViolation
 from ledger.views import timestamp
 from projections.hash_chain import canonical_event
+from projections.store import query_tuples
 
 Progress = Callable[[int, int], None]
 
@@ -197,16 +198,7 @@ def select(models: Any, engagement: str | None, since: str | None,
 
 def fetch(store: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     """Rows as plain tuples: the CSV runs at the speed of reading them (no dict per row)."""
-    with store.datastore.transaction(commit=False) as cursor:
-        if store.kind == "postgres":
-            from psycopg.rows import tuple_row
-
-            cursor.row_factory = tuple_row
-        else:
-            cursor = cursor.sqlite_cursor  # the library's wrapper around sqlite3's cursor
-            cursor.row_factory = None
-        cursor.execute(store.sql(sql), params)
-        return cursor.fetchall()  # type: ignore[no-any-return]
+    return query_tuples(store, store.sql(sql), params)
 
 
 def _columns(redacted: bool) -> str:
