@@ -7,17 +7,17 @@ A version conflict (another writer saved first) is retried against the fresh sta
 from __future__ import annotations
 
 import copy
-
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import (IntegrityError, InterfaceError, JSONTranscoder,
+from eventsourcing.persistence import (IntegrityError, InterfaceError, JSONTranscoder, Mapper,
                                        OperationalError)
 
 from ledger.commands import Command, EngagementCommand, OpenEngagement
@@ -29,6 +29,9 @@ from ledger.roles import Action, Actor, check_acts_as_party, check_permitted
 from ledger.storage import Database, is_connection_lost, is_lock_timeout, resolve
 from ledger.transcodings import register_ledger_transcodings
 from ledger.validation import parse_time
+
+if TYPE_CHECKING:
+    from ledger.keyring import Keyring
 
 Clock = Callable[[], datetime]
 #: Attempts at one command while other writers keep changing its engagement. With the
@@ -54,6 +57,13 @@ class Engagements(Application[UUID]):
     }
 
     def __init__(self, env: dict[str, str] | None = None, clock: Clock | None = None) -> None:
+        cipher_key = (env or {}).get("CIPHER_KEY")
+        #: Contractors' keys on an encrypted ledger (None: personal text is stored plain).
+        self.keyring: Keyring | None = None
+        if cipher_key:
+            from ledger.keyring import Keyring, parse_cipher_key
+
+            self.keyring = Keyring(parse_cipher_key(cipher_key))
         super().__init__(env)
         self.clock: Clock = clock or utc_now
         self._write_lock = threading.RLock()
@@ -63,7 +73,19 @@ class Engagements(Application[UUID]):
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
-        register_ledger_transcodings(transcoder)
+        register_ledger_transcodings(transcoder, self.keyring)
+
+    def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
+        mapper = super().construct_mapper()
+        if self.keyring is None:
+            return mapper
+        from ledger.personal_data import SealingMapper
+
+        return SealingMapper(mapper, self.keyring)
+
+    def contractor_subject(self, name: str) -> str | None:
+        """The contractor's key id on an encrypted ledger, made the first time; else None."""
+        return self.keyring.subject_for(name) if self.keyring is not None else None
 
     # Writing --------------------------------------------------------------------------
 
@@ -72,6 +94,7 @@ class Engagements(Application[UUID]):
         command_id = command.command_id or new_command_id()
         engagement_id = Engagement.create_id(command_id)
         digest = command.digest()
+        subject = self.contractor_subject(command.contractor)
         with self._write_lock:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
@@ -84,6 +107,7 @@ class Engagements(Application[UUID]):
                         stamp, command.title, command.client, command.contractor,
                         command.curator, parse_amount(command.budget, command.currency),
                         command.currency, command.inspection_days, command.grace_days,
+                        subject=subject,
                     )
                     self.save(engagement)
                 except IntegrityError:
@@ -170,6 +194,38 @@ class Engagements(Application[UUID]):
                                               command_id=command_id), actor)
             if result:
                 recorded.append((one_id, result))
+        return recorded
+
+    def forget_contractor(self, name: str, actor: Actor, reason: str,
+                          engagement_ids: list[UUID], command_id: str | None = None) -> list[UUID]:
+        """Crypto-shreds a contractor: records `ContractorKeyDestroyed` on each of their
+        engagements among `engagement_ids`, then deletes their key. Returns the engagements
+        that recorded it now (a retry skips those that already had)."""
+        from ledger.commands import ForgetContractor
+        from ledger.errors import RuleViolation
+
+        check_permitted(actor, Action.ADMINISTER)
+        ForgetContractor.build(engagement_id=UUID(int=0), reason=reason)  # the reason, as input
+        if self.keyring is None:
+            raise RuleViolation("this ledger is not encrypted: personal text is stored plain and "
+                                "cannot be forgotten without rewriting history (set "
+                                "LEDGER_CIPHER_KEY before recording; see the README)")
+        subjects = self.keyring.subjects_of(name)
+        if not subjects:
+            raise InvalidInput(f"no contractor named {name!r} has a key on this ledger "
+                               "(never recorded here, or already forgotten)")
+        command_id = command_id or new_command_id()
+        recorded = []
+        for engagement_id in engagement_ids:
+            engagement = self._load(engagement_id)
+            if engagement.subject not in subjects or engagement.contractor_forgotten:
+                continue
+            self.execute(ForgetContractor.build(engagement_id=engagement_id, reason=reason,
+                                                command_id=command_id), actor)
+            recorded.append(engagement_id)
+        self.keyring.forget(subjects)
+        for engagement_id in engagement_ids:  # no decoded text stays in this process's cache
+            self._evict(engagement_id)
         return recorded
 
     def save_many(self, engagements: list[Engagement]) -> None:
@@ -288,6 +344,12 @@ def open_ledger(url: str | None = None, clock: Clock | None = None,
     """Opens the ledger on a database URL, creating its tables once if they are missing."""
     database = database or resolve(url)
     env = dict(database.env)
+    cipher_key = os.environ.get("LEDGER_CIPHER_KEY", "").strip()
+    if cipher_key:
+        from ledger.keyring import parse_cipher_key
+
+        parse_cipher_key(cipher_key)  # a malformed key is refused before anything opens
+        env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=cipher_key)
     if database.is_postgres:
         from ledger.storage import prepare_postgres
 
@@ -298,7 +360,25 @@ def open_ledger(url: str | None = None, clock: Clock | None = None,
     app = _construct(database, env, clock)
     app.database = database  # type: ignore[attr-defined]
     app.lock_timeout = database.lock_timeout
+    try:
+        check_encryption(app, database)
+    except BaseException:
+        app.close()
+        raise
     return app
+
+
+def check_encryption(app: Engagements, database: Database) -> None:
+    """An encrypted ledger opens only with its key; an unencrypted one only without a key."""
+    from ledger.keyring import key_store_for
+
+    store = key_store_for(database, app.recorder)
+    if app.keyring is not None:
+        app.keyring.attach(store)
+        app.keyring.check(ledger_has_events=app.count_events() > 0)
+    elif store.holds_check():
+        raise InvalidInput("this ledger is encrypted: set LEDGER_CIPHER_KEY to the key it was "
+                           "created with")
 
 
 def _construct(database: Database, env: dict[str, str], clock: Clock | None = None) -> Engagements:

@@ -129,6 +129,23 @@ def demo(ledger: LedgerContext, count: int, seed: int, force: bool) -> None:
     run_demo(ledger.app(), count=count, seed=seed, force=force)
 
 
+@cli.command()
+def keygen() -> None:
+    """Print a new random key for LEDGER_CIPHER_KEY (AES-256, base64). Needs no --as.
+
+    Set it before the first event is recorded: an encrypted ledger stores every event and
+    snapshot encrypted, and each contractor's personal text under a key of their own, so that
+    `forget-contractor` can erase it. Keep the key safe: without it nothing can be read.
+
+    \b
+    Example:
+      export LEDGER_CIPHER_KEY="$(ledger keygen)"
+    """
+    import base64
+
+    click.echo(base64.b64encode(os.urandom(32)).decode("ascii"))
+
+
 # engagement ---------------------------------------------------------------------------
 
 
@@ -929,10 +946,21 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # never a traceback for a user
         if os.environ.get("LEDGER_DEBUG"):
             raise
+        if type(error).__name__ == "MapperDeserialisationError":  # the library's decode error
+            click.echo(f"ledger: a stored event cannot be read: it was changed after it was "
+                       f"recorded, or LEDGER_CIPHER_KEY is not this ledger's key "
+                       f"(`ledger audit verify` names it): {_cause(error)}", err=True)
+            return 3
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         click.echo(f"ledger: unexpected {type(error).__name__}: {text}", err=True)
         return 1
     return 0
+
+
+def _cause(error: BaseException) -> str:
+    """The library's message, shortened to what names the event and why it failed."""
+    text = " ".join(str(error).split())
+    return text.replace("Failed to deserialise state of stored event with ", "")
 
 
 def entry() -> None:

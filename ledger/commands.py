@@ -187,6 +187,16 @@ class CloseEngagement(EngagementCommand):
         engagement.close(by, Outcome(self.outcome), self.reason)
 
 
+class ForgetContractor(EngagementCommand):
+    """Records, before the contractor's key is deleted, that their personal text is forgotten."""
+
+    action = Action.ADMINISTER
+    reason: Reason
+
+    def apply_to(self, engagement: Engagement, by: Stamp) -> None:
+        engagement.forget_contractor(by, self.reason)
+
+
 class AcknowledgePlaybook(EngagementCommand):
     action = Action.ACKNOWLEDGE_PLAYBOOK
     policy_version: Name

@@ -65,7 +65,7 @@ def run_demo(app: Any, count: int, seed: int, force: bool = False,
     batch: list[Engagement] = []
     show = progress and sys.stderr.isatty()
     for index in range(count):
-        batch.append(build_engagement(rng, f"{prefix}-{index}", now))
+        batch.append(build_engagement(rng, f"{prefix}-{index}", now, app.contractor_subject))
         if len(batch) == BATCH or index == count - 1:
             written += sum(len(e.pending_events) for e in batch)
             app.save_many(batch)
@@ -79,7 +79,8 @@ def run_demo(app: Any, count: int, seed: int, force: bool = False,
     return written
 
 
-def build_engagement(rng: random.Random, key: str, now: datetime) -> Engagement:
+def build_engagement(rng: random.Random, key: str, now: datetime,
+                     subject_for: Any = lambda name: None) -> Engagement:
     demo = Actor(Role.ADMIN, "demo", os_user())
     clock = DemoClock(now - timedelta(days=rng.uniform(5, 270)), rng, now)
     step = 0
@@ -95,9 +96,11 @@ def build_engagement(rng: random.Random, key: str, now: datetime) -> Engagement:
     scale = 100 if currency == "JPY" else 1
     budget = Decimal(rng.randrange(20, 200) * 500 * scale)
     curator = rng.choice(CURATORS)
-    engagement = Engagement.open(by(0.1), rng.choice(TITLES), rng.choice(CLIENTS),
-                                 rng.choice(CONTRACTORS), curator, budget, currency,
-                                 rng.choice([7, 14, 14, 21]), rng.choice([3, 7, 7, 14]))
+    opened = by(0.1)  # the same draws in the same order: the same seed, the same demo
+    title, client, contractor = rng.choice(TITLES), rng.choice(CLIENTS), rng.choice(CONTRACTORS)
+    engagement = Engagement.open(opened, title, client, contractor, curator, budget, currency,
+                                 rng.choice([7, 14, 14, 21]), rng.choice([3, 7, 7, 14]),
+                                 subject=subject_for(contractor))
     stage = rng.choices(["vetting", "not_hired", "contracting", "active", "completed"],
                         weights=[10, 8, 12, 45, 25])[0]
     interviews = 1 + (rng.random() < 0.3)

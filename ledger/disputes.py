@@ -87,6 +87,8 @@ class EvidenceSubmitted(EngagementEvent):
     description: str
     sha256: str | None
 
+    PERSONAL = ("description",)
+
     def change(self, engagement: Any) -> None:
         engagement.disputes[self.dispute_id].evidence.append(Evidence(
             self.evidence_id, self.party, self.description, self.sha256, self.timestamp, self.actor,
@@ -104,6 +106,8 @@ class MediationNoted(EngagementEvent):
 
     dispute_id: str
     text: str
+
+    PERSONAL = ("text",)
 
     def change(self, engagement: Any) -> None:
         from ledger.engagement import Entry

@@ -23,6 +23,7 @@ from ledger.errors import InvalidInput, RuleViolation
 from ledger.events import EngagementEvent, Stamp
 from ledger.interviews import InterviewsMixin
 from ledger.milestones import CLOSED_STATUSES, MilestonesMixin, check_within_budget
+from ledger.personal_data import personal
 
 #: Engagement ids are derived from the opening command's id, so a retried open makes no second one.
 ENGAGEMENT_NAMESPACE = uuid.UUID("5b0e7c1e-7a43-4f4e-9d43-6f1c1c0de001")
@@ -57,6 +58,8 @@ class EngagementOpened(EngagementEvent, Aggregate.Created):
     currency: str
     inspection_days: int
     grace_days: int
+
+    PERSONAL = ("contractor",)
 
     def change(self, engagement: Any) -> None:
         engagement.start(self)
@@ -109,6 +112,8 @@ class NoteLogged(EngagementEvent):
 
     text: str
 
+    PERSONAL = ("text",)
+
     def change(self, engagement: Any) -> None:
         engagement.notes.append(Entry(self.timestamp, self.actor, self.text))
 
@@ -129,6 +134,21 @@ class CorrectionRecorded(EngagementEvent):
 
     def summary(self) -> str:
         return f"correction of version {self.corrected_version}"
+
+
+class ContractorKeyDestroyed(EngagementEvent):
+    """The contractor's key was deleted: their personal text here can never be read again."""
+
+    TOPIC = "engagement-ledger:ContractorKeyDestroyed"
+
+    subject: str
+    reason: str
+
+    def change(self, engagement: Any) -> None:
+        engagement.contractor_forgotten = True
+
+    def summary(self) -> str:
+        return f"contractor's personal text forgotten (key {self.subject[:8]} deleted): {self.reason}"
 
 
 class EngagementClosed(EngagementEvent):
@@ -153,6 +173,9 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
     TOPIC = "engagement-ledger:Engagement"
     Event = EngagementEvent
     Created = EngagementOpened
+    #: Snapshots taken before encryption existed have no `subject`; text there is plain.
+    subject: str | None = None
+    contractor_forgotten = False
 
     @staticmethod
     def create_id(command_id: str) -> uuid.UUID:
@@ -160,10 +183,12 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
 
     @classmethod
     def open(cls, by: Stamp, title: str, client: str, contractor: str, curator: str,
-             budget: Decimal, currency: str, inspection_days: int, grace_days: int) -> Engagement:
+             budget: Decimal, currency: str, inspection_days: int, grace_days: int,
+             subject: str | None = None) -> Engagement:
+        """`subject` is the contractor's key on an encrypted ledger (ledger.keyring)."""
         return cls._create(
             EngagementOpened, id=cls.create_id(by.command_id), **by.fields(), title=title,
-            client=client, contractor=contractor, curator=curator, budget=budget,
+            client=client, contractor=personal(contractor, subject), curator=curator, budget=budget,
             currency=currency, inspection_days=inspection_days, grace_days=grace_days,
         )
 
@@ -171,6 +196,8 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
         self.title = opened.title
         self.client = opened.client
         self.contractor = opened.contractor
+        #: The contractor's key id on an encrypted ledger; None where text is kept plain.
+        self.subject: str | None = getattr(opened.contractor, "subject", None)
         self.curator = opened.curator
         self.budget = opened.budget
         self.currency = opened.currency
@@ -196,6 +223,9 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
     # Recording ------------------------------------------------------------------
 
     def record(self, by: Stamp, event_class: type[EngagementEvent], **fields: Any) -> None:
+        if self.subject is not None:
+            for name in event_class.PERSONAL:
+                fields[name] = personal(fields[name], self.subject)
         self.trigger_event(event_class, **by.fields(), **fields)
 
     def remember_command(self, command_id: str, digest: str, created: str | None) -> None:
@@ -241,6 +271,13 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
             raise InvalidInput(f"version {version} does not exist: this engagement has "
                                f"versions 1 to {self.version}")
         self.record(by, CorrectionRecorded, corrected_version=version, reason=reason)
+
+    def forget_contractor(self, by: Stamp, reason: str) -> None:
+        """Records that the contractor's key is being deleted (allowed on a closed engagement)."""
+        if self.subject is None:
+            raise RuleViolation("this engagement's personal text is not sealed with a "
+                                "contractor's key (it was recorded without LEDGER_CIPHER_KEY)")
+        self.record(by, ContractorKeyDestroyed, subject=self.subject, reason=reason)
 
     def close(self, by: Stamp, outcome: Outcome, reason: str) -> None:
         self.check_not_closed()

@@ -6,7 +6,7 @@ class never breaks decoding. A changed event gets a `class_version` and `upcast_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
@@ -27,6 +27,10 @@ class EngagementEvent(Aggregate.Event):
     os_user: str
     command_id: str
     command_digest: str
+
+    #: Fields holding the contractor's personal text: sealed with their key on an encrypted
+    #: ledger, so `forget-contractor` can make them unreadable (ledger.personal_data).
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -41,6 +41,8 @@ class InterviewRecorded(EngagementEvent):
     notes: str | None
     decision: str
 
+    PERSONAL = ("notes", "red_flags")
+
     def change(self, engagement: Any) -> None:
         engagement.interviews[self.interview_id] = Interview(
             id=self.interview_id, interviewer=self.interviewer, scores=dict(self.scores),

@@ -96,6 +96,8 @@ class WorkSubmitted(EngagementEvent):
     milestone_id: str
     note: str
 
+    PERSONAL = ("note",)
+
     def change(self, engagement: Any) -> None:
         milestone = engagement.milestones[self.milestone_id]
         milestone.status = "submitted"

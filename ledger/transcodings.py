@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from ledger.personal_data import SealedAsDict, seal
+
+if TYPE_CHECKING:
+    from ledger.keyring import Keyring
 
 
 class DateAsISO(Transcoding):
@@ -27,19 +32,22 @@ class DateAsISO(Transcoding):
 class DataclassAsDict(Transcoding):
     """Encodes one dataclass type as a dict of its fields."""
 
-    def __init__(self, cls: type, name: str) -> None:
+    def __init__(self, cls: type, name: str, keyring: Keyring | None = None) -> None:
         self.type = cls
         self.name = name
         self._fields = tuple(f.name for f in dataclasses.fields(cls))
+        self.keyring = keyring
 
     def encode(self, obj: Any) -> dict[str, Any]:
+        if self.keyring is not None:  # an encrypted ledger: personal text is sealed
+            return {name: seal(getattr(obj, name), self.keyring) for name in self._fields}
         return {name: getattr(obj, name) for name in self._fields}
 
     def decode(self, data: dict[str, Any]) -> Any:
         return self.type(**data)
 
 
-def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
+def register_ledger_transcodings(transcoder: JSONTranscoder, keyring: Keyring | None = None) -> None:
     from ledger.access import Grant
     from ledger.agreements import Agreement, AgreementVersion, Signature
     from ledger.disclosures import Disclosure
@@ -51,4 +59,6 @@ def register_ledger_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(DateAsISO())
     for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone, Grant,
                 Disclosure, Dispute, Evidence):
-        transcoder.register(DataclassAsDict(cls, f"ledger.{cls.__name__}"))
+        transcoder.register(DataclassAsDict(cls, f"ledger.{cls.__name__}", keyring))
+    if keyring is not None:
+        transcoder.register(SealedAsDict(keyring))

@@ -27,6 +27,9 @@ def register(cli: click.Group) -> None:
     from projections.cli_restore import restore
 
     cli.add_command(restore)
+    from projections.cli_forget import forget_contractor
+
+    cli.add_command(forget_contractor)
 
 
 #: The ledger's context object (`ledger.cli.LedgerContext`: db, actor, app).

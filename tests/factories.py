@@ -30,10 +30,11 @@ class FixedClock:
 
 
 def active_engagement(app: Any, budget: str = "10000", currency: str = "EUR",
-                      inspection_days: int = 14, grace_days: int = 7) -> UUID:
+                      inspection_days: int = 14, grace_days: int = 7,
+                      contractor: str = "Bo") -> UUID:
     """Interviewed, NDA (A1) and SOW (A2) signed by both: active, no milestones yet."""
     eid = app.open_engagement(OpenEngagement.build(
-        title="Data pipeline", client="Acme", contractor="Bo", curator="cara", budget=budget,
+        title="Data pipeline", client="Acme", contractor=contractor, curator="cara", budget=budget,
         currency=currency, inspection_days=inspection_days, grace_days=grace_days), CURATOR)
     app.execute(RecordInterview.build(engagement_id=eid, interviewer="cara",
                                       scores={"scope_understanding": 4}, decision="advance"), CURATOR)
