@@ -77,6 +77,7 @@ class Keyring:
         self.master = master
         self.store: KeyStore = MemoryKeyStore()
         self._keys: dict[str, bytes] = {}
+        self._subjects: dict[str, str] = {}  # name_mac -> subject, as found or made
 
     def attach(self, store: KeyStore) -> None:
         self.store = store
@@ -109,7 +110,7 @@ class Keyring:
     def subject_for(self, name: str) -> str:
         """The key id of the contractor with this name, made (and stored) the first time."""
         mac = self.name_mac(name)
-        found = self.store.find(mac)
+        found = self._subjects.get(mac) or self.store.find(mac)
         if found is None:
             subject = uuid.uuid4().hex
             key = os.urandom(32)
@@ -117,6 +118,7 @@ class Keyring:
             found = self.store.find(mac)  # a process that stored one first wins
             if found is None:
                 raise LedgerError(f"could not store a key for contractor {name!r}")
+        self._subjects[mac] = found
         return found
 
     def subjects_of(self, name: str) -> list[str]:
@@ -127,6 +129,7 @@ class Keyring:
         """Deletes the keys for good; text sealed with them can never be opened again."""
         for subject in subjects:
             self._keys.pop(subject, None)
+        self._subjects = {mac: s for mac, s in self._subjects.items() if s not in subjects}
         self.store.delete(subjects)
 
     def _key(self, subject: str) -> bytes | None:
