@@ -30,14 +30,22 @@ def canonical_event(originator_id: Any, originator_version: int, topic: str,
                     state: bytes | str) -> bytes:
     if isinstance(state, str):  # a value rewritten by hand as text still hashes its bytes
         state = state.encode()
-    if state[:1] == b"{":
+    if state[:1] == b"{" and state[-1:] == b"}" and _is_utf8(state):
         embedded = state
-    else:  # not JSON text (compressed or encrypted state): embed it as base64 text
+    else:  # not JSON text (encrypted state may start with "{"): embed it as base64 text
         embedded = json.dumps("base64:" + base64.b64encode(state).decode()).encode()
     return b"".join((b'{"originator_id":"', str(originator_id).encode(),
                      b'","originator_version":', str(int(originator_version)).encode(),
                      b',"state":', embedded,
                      b',"topic":', json.dumps(topic).encode(), b"}"))
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def event_sha256(canonical: bytes) -> str:

@@ -393,3 +393,27 @@ def test_a_contractors_key_does_not_open_another_contractors_text() -> None:
         keyring.open(other, sealed)  # the subject is bound into the ciphertext
     with pytest.raises(ValueError):
         decrypt(b"\x02" * 32, encrypt(b"\x01" * 32, b"x", b"a"), b"a")
+
+
+def test_an_encrypted_state_that_starts_like_json_is_embedded_as_base64() -> None:
+    """One encrypted payload in 256 starts with "{": it must not be embedded as JSON text."""
+    from projections.hash_chain import canonical_event
+
+    state = b"{\xff\x00 not json at all }"
+    record = json.loads(canonical_event(UUID(int=1), 3, "engagement-ledger:NoteLogged", state))
+    assert record["state"].startswith("base64:")
+    plain = json.loads(canonical_event(UUID(int=1), 3, "t", b'{"a":1}'))
+    assert plain["state"] == {"a": 1}
+
+
+def test_an_encrypted_log_exports_and_verifies_offline(
+        sqlite_url: str, env: pytest.MonkeyPatch, key: str, tmp_path: Path) -> None:
+    env.setenv("LEDGER_CIPHER_KEY", key)
+    with opened(sqlite_url) as app:
+        from ledger.demo import run_demo
+
+        run_demo(app, count=40, seed=3, progress=False)  # ~1,000 events: some start with "{"
+    export = tmp_path / "trail.jsonl"
+    ok(sqlite_url, "auditor:ann", "audit", "export", "--format", "jsonl", "--output", str(export))
+    env.delenv("LEDGER_CIPHER_KEY")  # an outsider with the file only
+    assert "intact" in ok(sqlite_url, None, "audit", "verify", "--export", str(export))
