@@ -125,6 +125,27 @@ class Keyring:
         found = self.store.find(self.name_mac(name))
         return [found] if found else []
 
+    def backup(self) -> dict[str, Any]:
+        """Every key as stored (wrapped with the ledger's key), for a full JSONL export."""
+        from base64 import b64encode
+
+        rows = self.store.all()
+        return {"check": next((b64encode(w).decode() for s, _, w in rows if s == CHECK_SUBJECT),
+                              None),
+                "contractors": [[s, mac, b64encode(w).decode()] for s, mac, w in rows
+                                if s != CHECK_SUBJECT]}
+
+    def restore(self, backup: dict[str, Any]) -> int:
+        """Stores a backup's contractor keys; refuses one made under another ledger key."""
+        try:
+            decrypt(self.master, b64decode(backup.get("check") or ""), CHECK_SUBJECT.encode())
+        except (ValueError, TypeError):
+            raise InvalidInput("LEDGER_CIPHER_KEY is not the key of the ledger this backup was "
+                               "made from") from None
+        for subject, mac, wrapped in backup.get("contractors") or []:
+            self.store.insert(subject, mac, b64decode(wrapped))
+        return len(backup.get("contractors") or [])
+
     def forget(self, subjects: list[str]) -> None:
         """Deletes the keys for good; text sealed with them can never be opened again."""
         for subject in subjects:
@@ -189,6 +210,9 @@ class KeyStore:
     def delete(self, subjects: list[str]) -> None:
         raise NotImplementedError
 
+    def all(self) -> list[tuple[str, str | None, bytes]]:
+        raise NotImplementedError
+
 
 class MemoryKeyStore(KeyStore):
     def __init__(self) -> None:
@@ -214,6 +238,9 @@ class MemoryKeyStore(KeyStore):
     def delete(self, subjects: list[str]) -> None:
         for subject in subjects:
             self.rows.pop(subject, None)
+
+    def all(self) -> list[tuple[str, str | None, bytes]]:
+        return [(s, mac, w) for s, (mac, w) in sorted(self.rows.items())]
 
 
 class SQLiteKeyStore(KeyStore):
@@ -254,6 +281,10 @@ class SQLiteKeyStore(KeyStore):
     def insert(self, subject: str, name_mac: str | None, wrapped: bytes) -> None:
         self._query(f"INSERT INTO {TABLE} (subject, name_mac, wrapped) VALUES (?, ?, ?) "
                     "ON CONFLICT DO NOTHING", (subject, name_mac, wrapped))
+
+    def all(self) -> list[tuple[str, str | None, bytes]]:
+        return [(s, mac, bytes(w)) for s, mac, w in
+                self._query(f"SELECT subject, name_mac, wrapped FROM {TABLE} ORDER BY subject")]
 
     def delete(self, subjects: list[str]) -> None:
         conn = self._connect()
@@ -303,6 +334,10 @@ class PostgresKeyStore(KeyStore):
     def insert(self, subject: str, name_mac: str | None, wrapped: bytes) -> None:
         self._query(f"INSERT INTO {self.table} (subject, name_mac, wrapped) VALUES (%s, %s, %s) "
                     "ON CONFLICT DO NOTHING", (subject, name_mac, wrapped), commit=True)
+
+    def all(self) -> list[tuple[str, str | None, bytes]]:
+        return [(r["subject"], r["name_mac"], bytes(r["wrapped"])) for r in self._query(
+            f"SELECT subject, name_mac, wrapped FROM {self.table} ORDER BY subject")]
 
     def delete(self, subjects: list[str]) -> None:
         self._query(f"DELETE FROM {self.table} WHERE subject = ANY(%s)", (subjects,), commit=True)

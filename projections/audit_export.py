@@ -372,6 +372,16 @@ def write_csv(models: Any, selection: Selection, path: Path, progress: Progress)
             progress(done, selection.entries)
 
 
+def key_backup(app: Any, selection: Selection) -> dict[str, Any] | None:
+    """An encrypted ledger's keys, wrapped with its key, in a full export (so that it restores
+    with the contractors' text readable); none in a range or a contractor's export."""
+    keyring = getattr(app, "keyring", None)
+    whole = not any(selection.range().get(k) for k in ("engagement", "since", "until"))
+    if keyring is None or selection.redacted or not whole:
+        return None
+    return keyring.backup()
+
+
 def write_jsonl(models: Any, selection: Selection, path: Path, progress: Progress) -> None:
     last_hash = None
     hash_field = ENGAGEMENT_HASH if selection.engagement else HASH
@@ -380,7 +390,8 @@ def write_jsonl(models: Any, selection: Selection, path: Path, progress: Progres
         stream.write(dumps({"record": "header", "format": EXPORT_FORMAT,
                             "made_at": selection.made_at, "digest": selection.digest,
                             "range": selection.range(), "chain": selection.chain,
-                            "redacted": selection.redacted}) + "\n")
+                            "redacted": selection.redacted,
+                            "keys": key_backup(models.app, selection)}) + "\n")
         for rows in entry_batches(models.store, selection):
             texts = ([None] * len(rows) if selection.redacted
                      else stored_events(models.app, selection, rows))

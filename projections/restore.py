@@ -143,6 +143,21 @@ def _describe(selection: dict[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in selection.items() if value)
 
 
+def restore_keys(path: Path, app: Any) -> None:
+    """An encrypted ledger's backup carries its contractors' keys (wrapped): they go first."""
+    _number, header = next(_lines(path))
+    keys = header.get("keys")
+    keyring = getattr(app, "keyring", None)
+    if keys and keyring is None:
+        raise InvalidInput(f"{path} is a backup of an encrypted ledger: set LEDGER_CIPHER_KEY "
+                           "to that ledger's key")
+    if keys:
+        keyring.restore(keys)
+    elif keyring is not None:
+        raise InvalidInput(f"{path} is a backup of an unencrypted ledger: unset "
+                           "LEDGER_CIPHER_KEY to restore it")
+
+
 def restore(path: str | Path, app: Any, actor: Any,
             progress: Callable[[str, int, int], None] | None = None) -> RestoreResult:
     """Checks the export, writes its events into `app`'s empty store, and verifies the result."""
@@ -161,6 +176,7 @@ def restore(path: str | Path, app: Any, actor: Any,
         return None if progress is None else (lambda done, total: progress(stage, done, total))
 
     count, engagements, last_hash = check_backup(path, report("checking"))
+    restore_keys(path, app)
     written = 0
     batch: list[StoredEvent] = []
     step = report("writing")

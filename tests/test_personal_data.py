@@ -417,3 +417,29 @@ def test_an_encrypted_log_exports_and_verifies_offline(
     ok(sqlite_url, "auditor:ann", "audit", "export", "--format", "jsonl", "--output", str(export))
     env.delenv("LEDGER_CIPHER_KEY")  # an outsider with the file only
     assert "intact" in ok(sqlite_url, None, "audit", "verify", "--export", str(export))
+
+
+def test_a_full_export_of_an_encrypted_ledger_restores_readable_with_its_key_only(
+        db_url: str, env: pytest.MonkeyPatch, key: str, tmp_path: Path) -> None:
+    env.setenv("LEDGER_CIPHER_KEY", key)
+    ids = record_story(db_url)
+    backup = tmp_path / "backup.jsonl"
+    ok(db_url, "admin:ops", "audit", "export", "--format", "jsonl", "--output", str(backup))
+    header = json.loads(backup.read_text().splitlines()[0])
+    assert header["keys"]["check"] and len(header["keys"]["contractors"]) == 2  # Zora, Northwind
+    target = f"sqlite:///{tmp_path / 'restored.db'}"
+    env.setenv("LEDGER_CIPHER_KEY", ok(target, None, "keygen"))
+    assert "not the key" in refused(target, "admin:ops", "restore", str(backup), code=2)
+    env.delenv("LEDGER_CIPHER_KEY")
+    other = f"sqlite:///{tmp_path / 'plain.db'}"
+    assert "encrypted ledger" in refused(other, "admin:ops", "restore", str(backup), code=2)
+    env.setenv("LEDGER_CIPHER_KEY", key)
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    ok(fresh, "admin:ops", "restore", str(backup))
+    shown = json.loads(ok(fresh, "curator:cara", "engagement", "show", str(ids["zora"]),
+                          "--format", "json"))
+    assert shown["contractor"] == NAME and shown["interviews"][0]["notes"] == NOTE
+    # After forgetting, a new backup no longer holds her key.
+    ok(db_url, "admin:ops", "forget-contractor", NAME, "--reason", "erasure")
+    ok(db_url, "admin:ops", "audit", "export", "--format", "jsonl", "--output", str(backup))
+    assert len(json.loads(backup.read_text().splitlines()[0])["keys"]["contractors"]) == 1
