@@ -29,19 +29,21 @@ import pytest
 
 from ledger.application import Engagements, open_ledger
 from ledger.commands import AcceptMilestone, GrantAccess, ReleasePayment, SubmitWork
+from ledger.postgres_recorders import INSERT_FUNCTION as INSERT_FUNCTION_NAME
 
 from cli_helpers import describe, ledger_argv, ledger_env
 from factories import AUDITOR, CLIENT, CONTRACTOR, CURATOR, active_engagement, funded_milestone
 
 pytestmark = pytest.mark.postgres
+INSERT_FUNCTION = INSERT_FUNCTION_NAME.encode()
 
 DEADLINE = 60  # seconds; only to stop a hung test, never asserted on
 
 
 class CommitCuttingProxy:
     """Forwards TCP between the ledger and PostgreSQL; armed, it cuts one connection after
-    the COMMIT of a transaction that inserted has gone to the server, before the server's
-    answer comes back. (Other transactions commit too: psycopg looks up the composite types
+    the COMMIT of a transaction that inserted (or the call of the insert function, which
+    commits on its own) has gone to the server, before the server's answer comes back. (Other transactions commit too: psycopg looks up the composite types
     in one when a recorder starts.)"""
 
     def __init__(self, host: str, port: int) -> None:
@@ -89,8 +91,11 @@ class CommitCuttingProxy:
                         return  # either side closed: close both
                     if source is client and b"INSERT INTO" in data:
                         inserting = True
-                    if (source is client and inserting and b"COMMIT" in data
-                            and self.armed.is_set()):
+                    # The events table's insert is one autocommitted statement (the ledger's
+                    # insert function: ledger.postgres_recorders); anything else commits with
+                    # COMMIT after its INSERT.
+                    commits = (inserting and b"COMMIT" in data) or INSERT_FUNCTION in data
+                    if source is client and commits and self.armed.is_set():
                         self.armed.clear()
                         victim = True
                         self.victim_port = server.getsockname()[1]
