@@ -6,12 +6,11 @@ A version conflict (another writer saved first) is retried against the fresh sta
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -20,7 +19,6 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (IntegrityError, InterfaceError, JSONTranscoder, Mapper,
                                        OperationalError)
 
-from ledger.commands import Command, EngagementCommand, OpenEngagement
 from ledger.engagement import Engagement
 from ledger.errors import ConcurrentChange, DatabaseUnavailable, InvalidInput, LedgerError
 from ledger.events import EngagementEvent, Stamp
@@ -31,6 +29,9 @@ from ledger.transcodings import register_ledger_transcodings
 from ledger.validation import parse_time
 
 if TYPE_CHECKING:
+    # Types only: the commands module builds pydantic models (tens of ms), which no reading
+    # command needs.
+    from ledger.commands import EngagementCommand, OpenEngagement
     from ledger.keyring import Keyring
 
 Clock = Callable[[], datetime]
@@ -38,10 +39,23 @@ Clock = Callable[[], datetime]
 #: backoff below that is several seconds of trying before exit 5 (four processes writing to
 #: one engagement without pause lost a command now and then at 12 attempts).
 MAX_ATTEMPTS = 30
+#: A version past any engagement's last: `repository.get(id, version=LATEST)` rebuilds the
+#: latest state from the stores (snapshot, then events), bypassing the live cached aggregate.
+LATEST = 2**62
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def project_engagement(engagement: Engagement | None,
+                       events: Iterable[EngagementEvent]) -> Engagement | None:
+    """The library's `project_aggregate` without its `isinstance(event, CanMutateProtocol)`
+    assertion (a runtime-Protocol check, ~12-67 µs an event, up to 199 events a load): every
+    event decoded here is one of the engagement's own classes."""
+    for event in events:
+        engagement = event.mutate(engagement)
+    return engagement
 
 
 class Engagements(Application[UUID]):
@@ -49,6 +63,7 @@ class Engagements(Application[UUID]):
 
     name = "Engagements"
     snapshotting_intervals = {Engagement: 200}
+    snapshotting_projectors = {Engagement: project_engagement}
     env = {
         "AGGREGATE_CACHE_MAXSIZE": "1000",
         # Commands check before they change anything, and a failed save evicts the cached
@@ -132,9 +147,11 @@ class Engagements(Application[UUID]):
         digest = command.digest()
         engagement_id = command.engagement_id
         with self._write_lock:
+            recheck = True  # a refusal on the cached engagement is checked once on fresh state
             for attempt in range(1, MAX_ATTEMPTS + 1):
+                unchecked = False  # taken from the cache without asking the database
                 try:
-                    engagement = self._load(engagement_id)
+                    engagement, unchecked = self._for_command(engagement_id)
                     if command_id in engagement.commands:
                         # A retry: the same command by someone allowed to send it gets the
                         # same answer.
@@ -149,11 +166,19 @@ class Engagements(Application[UUID]):
                     self.save(engagement)
                 except IntegrityError:
                     self._evict(engagement_id)
-                    self._note_conflict(attempt)
+                    # Another writer saved first. Back off, unless the engagement came from
+                    # the cache unchecked: then it had just moved on since; decide again at once.
+                    self._note_conflict(attempt, back_off=not unchecked)
                     continue
                 except (OperationalError, InterfaceError) as error:
                     self._evict(engagement_id)
                     raise self._refusal(error) from None
+                except LedgerError:
+                    self._evict(engagement_id)
+                    if unchecked and recheck:  # never refuse on state that may be stale
+                        recheck = False
+                        continue
+                    raise
                 except BaseException:
                     self._evict(engagement_id)
                     raise
@@ -186,8 +211,10 @@ class Engagements(Application[UUID]):
         from ledger.commands import Sweep
 
         check_permitted(actor, Action.SWEEP)
-        ids = [parse_engagement_id(engagement_id)] if engagement_id else list(self.engagement_ids())
-        command_id = command_id or new_command_id()
+        # An empty id given is an unknown engagement, not "all of them".
+        ids = ([parse_engagement_id(engagement_id)] if engagement_id is not None
+               else list(self.engagement_ids()))
+        command_id = new_command_id() if command_id is None else command_id
         recorded = []
         for one_id in ids:
             result = self.execute(Sweep.build(engagement_id=one_id, what=what,
@@ -239,15 +266,27 @@ class Engagements(Application[UUID]):
         """The engagement now, after event `version`, or as it stood at time `at`."""
         check_permitted(actor, Action.READ)
         engagement_id = parse_engagement_id(engagement_id)
+        if version is None and at is None:
+            # The cached engagement is live (commands change it in place), so a reader gets
+            # its own, rebuilt from the latest snapshot and the events after it: a deep copy
+            # of a 10,000-event engagement took 65 ms, this about a third of that.
+            try:
+                return self._rebuilt(engagement_id, LATEST)
+            except AggregateNotFoundError:
+                raise InvalidInput(f"no engagement {engagement_id}") from None
         current = self._load(engagement_id)
         if at is not None:
             version = self.version_at(engagement_id, at, current)
-        if version is None or version == current.version:
-            return copy.deepcopy(current)  # the cached aggregate is live; readers get their own
-        if not 1 <= version <= current.version:
+        if not 1 <= version <= current.version:  # type: ignore[operator]
             raise InvalidInput(f"version {version} does not exist: this engagement has "
                                f"versions 1 to {current.version}")
-        return self.repository.get(engagement_id, version=version)
+        return self._rebuilt(engagement_id, version)  # type: ignore[arg-type]
+
+    def _rebuilt(self, engagement_id: UUID, version: int) -> Engagement:
+        """The engagement after event `version`, from the latest snapshot at or before it and
+        the events after that (never the live cached one)."""
+        return self.repository.get(engagement_id, version=version,
+                                   projector_func=project_engagement)
 
     def version_at(self, engagement_id: UUID, at: str | datetime,
                    current: Engagement | None = None) -> int:
@@ -290,9 +329,26 @@ class Engagements(Application[UUID]):
 
     def _find(self, engagement_id: UUID) -> Engagement | None:
         try:
-            return self.repository.get(engagement_id)
+            return self.repository.get(engagement_id, projector_func=project_engagement)
         except AggregateNotFoundError:
             return None
+
+    def _for_command(self, engagement_id: UUID) -> tuple[Engagement, bool]:
+        """The engagement a command decides on, and whether it came from the cache unchecked.
+
+        Commands take the cached engagement as it is, without asking the database for newer
+        events (a round trip per command, 7-17 % of it): when another process has moved it
+        on, the save meets the primary key (`IntegrityError`) and `execute` evicts and decides
+        again on fresh state; a refusal is checked once more on fresh state before it is
+        reported. Readers keep fast-forwarding (`_load`).
+        """
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                return cache.get(engagement_id), True
+            except KeyError:
+                pass
+        return self._load(engagement_id), False
 
     def _load(self, engagement_id: UUID) -> Engagement:
         found = self._find(engagement_id)
@@ -308,12 +364,13 @@ class Engagements(Application[UUID]):
             except KeyError:
                 pass
 
-    def _note_conflict(self, conflicts: int = 1) -> None:
+    def _note_conflict(self, conflicts: int = 1, back_off: bool = True) -> None:
         """Backs off before the next attempt, at random and longer after each conflict (up to
         a quarter of a second): writers that collided do not collide again in step, and a
         writer that keeps losing the race leaves room for the others to finish."""
         self.conflicts_retried += 1
-        time.sleep(random.uniform(0.001, min(0.25, 0.01 * 2 ** (conflicts - 1))))
+        if back_off:
+            time.sleep(random.uniform(0.001, min(0.25, 0.01 * 2 ** (conflicts - 1))))
 
 
 def check_same_command(engagement: Engagement, command_id: str, digest: str) -> str | None:

@@ -95,20 +95,52 @@ def cli(ctx: click.Context, db: str | None, actor: str | None) -> None:
 # init and demo ------------------------------------------------------------------------
 
 
+#: What `init --postgres-roles` runs on the open ledger before it sets the roles' privileges,
+#: so every table exists first: plugins append to it (the read models add their tables).
+INIT_STEPS: list[Any] = []
+
+
 @cli.command()
+@click.option("--postgres-roles", is_flag=True,
+              help="Also create the NOLOGIN roles <prefix>_writer (may append to history, "
+                   "never change it) and <prefix>_projector (keeps the read models). "
+                   "PostgreSQL only; run as the tables' owner.")
+@click.option("--role-prefix", default=None, metavar="NAME",
+              help="Role names' prefix (default: <database>_<schema>).")
+@click.option("--grant-to", multiple=True, metavar="LOGIN",
+              help="Grant the writer role to this existing login role (repeatable).")
 @pass_ledger
-def init(ledger: LedgerContext) -> None:
+def init(ledger: LedgerContext, postgres_roles: bool, role_prefix: str | None,
+         grant_to: tuple[str, ...]) -> None:
     """Create the tables (idempotent; never required). Admin only.
 
     \b
     Example:
       ledger --as admin:ops --db postgresql://postgres@127.0.0.1:5432/ledger init
+      ledger --as admin:ops --db postgresql://ledger@db/ledger init --postgres-roles \\
+        --grant-to alice
     """
+    from ledger.errors import InvalidInput
     from ledger.roles import Action, check_permitted
 
+    if (role_prefix is not None or grant_to) and not postgres_roles:
+        raise InvalidInput("--role-prefix and --grant-to go with --postgres-roles")
+    if postgres_roles:
+        from ledger.storage import resolve
+
+        if not resolve(ledger.db).is_postgres:
+            raise InvalidInput("--postgres-roles needs a PostgreSQL database "
+                               "(--db postgresql://…)")
     check_permitted(ledger.actor(), Action.ADMINISTER)
     app = ledger.app()
     click.echo(f"ready: {app.database.url} holds {app.count_events()} events")
+    if postgres_roles:
+        from ledger.postgres_roles import create_roles
+
+        for step in INIT_STEPS:
+            step(app)
+        for line in create_roles(app, role_prefix, grant_to):
+            click.echo(line)
 
 
 @cli.command()
@@ -635,7 +667,7 @@ def disclosure_record(ledger: LedgerContext, document: str | None, **fields: Any
     Example:
       ledger --as curator:cara disclosure record 6f1c… --description "Schema dump" --agreement A1
     """
-    sha256 = document_sha256(document) if document else None
+    sha256 = document_sha256(document) if document is not None else None  # "" is no file
     execute(ledger, "RecordDisclosure", sha256=sha256, **fields)
 
 
@@ -755,7 +787,7 @@ def dispute_evidence(ledger: LedgerContext, document: str | None, **fields: Any)
       ledger --as contractor:bo dispute evidence 6f1c… D1 --party contractor \\
         --description "Signed-off spec" --document spec.pdf
     """
-    sha256 = document_sha256(document) if document else None
+    sha256 = document_sha256(document) if document is not None else None  # "" is no file
     execute(ledger, "SubmitEvidence", sha256=sha256, **fields)
 
 
@@ -926,16 +958,16 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins()
         cli.main(args=argv, prog_name="ledger", standalone_mode=False)
     except LedgerError as error:
-        click.echo(f"ledger: {error.message}", err=True)
+        click.echo(f"ledger: {_one_line(error.message)}", err=True)
         return error.exit_code
     except click.exceptions.NoArgsIsHelpError as error:
         click.echo(error.ctx.get_help() if error.ctx else "", err=False)
         return 0
     except click.UsageError as error:
-        click.echo(f"ledger: {error.format_message()}", err=True)
+        click.echo(f"ledger: {_one_line(error.format_message())}", err=True)
         return 2
     except click.ClickException as error:
-        click.echo(f"ledger: {error.format_message()}", err=True)
+        click.echo(f"ledger: {_one_line(error.format_message())}", err=True)
         return error.exit_code
     except click.Abort:
         click.echo("ledger: aborted", err=True)
@@ -946,6 +978,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # never a traceback for a user
         if os.environ.get("LEDGER_DEBUG"):
             raise
+        from ledger.storage import permission_denied
+
+        refused = permission_denied(error)
+        if refused is not None:  # a PostgreSQL role's privileges (init --postgres-roles)
+            click.echo(f"ledger: the database refused this for your PostgreSQL role: {refused}",
+                       err=True)
+            return 4
         if type(error).__name__ == "MapperDeserialisationError":  # the library's decode error
             click.echo(f"ledger: a stored event cannot be read: it was changed after it was "
                        f"recorded, or LEDGER_CIPHER_KEY is not this ledger's key "
@@ -955,6 +994,13 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"ledger: unexpected {type(error).__name__}: {text}", err=True)
         return 1
     return 0
+
+
+def _one_line(message: str) -> str:
+    """An error is one line on stderr: line breaks a user typed into a value are shown escaped."""
+    text = message.strip()
+    return text if text.isprintable() else "".join(
+        c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _cause(error: BaseException) -> str:

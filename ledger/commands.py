@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 Name = Annotated[str, AfterValidator(lambda v: check_name(v, FIELD))]
 Text = Annotated[str, AfterValidator(lambda v: check_text(v, FIELD))]
 Reason = Annotated[str, AfterValidator(lambda v: check_text(v, FIELD))]
+CommandId = Annotated[str, AfterValidator(lambda v: check_name(v, FIELD))]
 Sha256 = Annotated[str, AfterValidator(check_sha256)]
 Due = Annotated[date, BeforeValidator(lambda v: parse_date(v, FIELD))]
 MilestoneId = Annotated[str, Field(pattern=r"^M[1-9][0-9]{0,5}$")]
@@ -69,7 +70,8 @@ class Command(BaseModel):
     #: Fields holding money, checked against the engagement's currency.
     amount_fields: ClassVar[tuple[str, ...]] = ()
 
-    command_id: str | None = None
+    #: The idempotency key: a name (1-200 characters, no control characters), as any other.
+    command_id: CommandId | None = None
 
     @classmethod
     def build(cls, **fields: Any) -> Command:
@@ -565,7 +567,10 @@ class EscalateDispute(EngagementCommand):
 def describe(error: ValidationError) -> str:
     """The first problem pydantic found, as one line a person can act on."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    # A dict key is part of the place (`scores.<criterion>`): shown as repr when it holds a
+    # control character, so the message stays one line.
+    where = ".".join(str(part) if str(part).isprintable() else repr(part)
+                     for part in first.get("loc", ()) if part != "__root__")
     message = first.get("msg", "is invalid")
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, InvalidInput):

@@ -224,6 +224,11 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
 
     def record(self, by: Stamp, event_class: type[EngagementEvent], **fields: Any) -> None:
         if self.subject is not None:
+            if self.contractor_forgotten and any(fields[name] for name in event_class.PERSONAL):
+                # (Checked here too, not only by the missing key: another process may still
+                # hold the key in memory.)
+                raise RuleViolation("this engagement's contractor was forgotten: no personal "
+                                    "text about them can be recorded any more")
             for name in event_class.PERSONAL:
                 fields[name] = personal(fields[name], self.subject)
         self.trigger_event(event_class, **by.fields(), **fields)

@@ -57,11 +57,40 @@ def _retried_except_lock_timeouts(method: Callable[..., Any]) -> Callable[..., A
     return retried
 
 
+def _select_events_in_binary(self: Any, originator_id: Any, *, gt: int | None = None,
+                             lte: int | None = None, desc: bool = False,
+                             limit: int | None = None) -> Sequence[StoredEvent]:
+    """The library's `select_events` (its statement, parameters and rows) with the rows sent
+    in PostgreSQL's binary format. A snapshot's state is `bytea`, which the text format sends
+    as hex, twice its size, for the client to parse: a 10,000-event engagement's 1.2 MB
+    snapshot took 7-9 ms to fetch that way and 1 ms in binary (uuid, bigint, text and bytea
+    come back as the same Python values either way)."""
+    statement = self.select_events_statement
+    params: list[Any] = [originator_id]
+    if gt is not None:
+        params.append(gt)
+        statement += SQL(" AND originator_version > %s")
+    if lte is not None:
+        params.append(lte)
+        statement += SQL(" AND originator_version <= %s")
+    statement += SQL(" ORDER BY originator_version")
+    statement += SQL(" DESC") if desc else SQL(" ASC")
+    if limit is not None:
+        params.append(limit)
+        statement += SQL(" LIMIT %s")
+    with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+        curs.execute(statement, params, prepare=True)
+        return [StoredEvent(originator_id=row["originator_id"],
+                            originator_version=row["originator_version"],
+                            topic=row["topic"], state=bytes(row["state"]))
+                for row in curs.fetchall()]
+
+
 class LedgerPostgresAggregateRecorder(PostgresAggregateRecorder):
     """The snapshots table."""
 
     insert_events = _retried_except_lock_timeouts(PostgresAggregateRecorder.insert_events)
-    select_events = _retried_except_lock_timeouts(PostgresAggregateRecorder.select_events)
+    select_events = _retried_except_lock_timeouts(_select_events_in_binary)
 
 
 class LedgerPostgresApplicationRecorder(PostgresApplicationRecorder):

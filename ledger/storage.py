@@ -52,6 +52,8 @@ class Database:
 
 
 def resolve(url: str | None) -> Database:
+    if url is not None and not url.strip():  # `--db ""` is a mistake, not "the default"
+        raise InvalidInput("the database URL is empty: give sqlite:///PATH or postgresql://…")
     url = url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL
     if url.startswith("memory:"):
         return Database(url, "memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
@@ -134,6 +136,16 @@ def is_lock_timeout(error: BaseException) -> bool:
         if type(cause).__module__ == "sqlite3" and "locked" in str(cause):
             return True
     return False
+
+
+def permission_denied(error: BaseException) -> str | None:
+    """PostgreSQL's own refusal (SQLSTATE 42501: the database role lacks a privilege, e.g. the
+    writer role of `init --postgres-roles` asked to change history): its first line, else None."""
+    for cause in _causes(error):
+        if getattr(cause, "sqlstate", None) == "42501":
+            text = str(cause).strip()
+            return text.splitlines()[0] if text else "permission denied"
+    return None
 
 
 def is_connection_lost(error: BaseException) -> bool:

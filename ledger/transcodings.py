@@ -60,5 +60,12 @@ def register_ledger_transcodings(transcoder: JSONTranscoder, keyring: Keyring | 
     for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone, Grant,
                 Disclosure, Dispute, Evidence):
         transcoder.register(DataclassAsDict(cls, f"ledger.{cls.__name__}", keyring))
+    # Registered after the dicts, so new snapshots are written compactly; snapshots stored
+    # before still decode by the names above (ledger/compact_transcodings.py).
+    from ledger.compact_transcodings import DataclassAsList
+
+    for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone, Grant,
+                Disclosure, Dispute, Evidence):
+        transcoder.register(DataclassAsList(cls, f"ledger.{cls.__name__}/list", keyring))
     if keyring is not None:
         transcoder.register(SealedAsDict(keyring))

@@ -9,6 +9,8 @@ passes today's UTC date). A date means the end of that day, UTC, so something du
 
 from __future__ import annotations
 
+import functools
+import heapq
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -50,6 +52,22 @@ def alerts(models: Any, today: date, within: int = 7) -> list[dict[str, Any]]:
     return sorted(found, key=urgency)
 
 
+def first_alerts(models: Any, today: date, within: int = 7,
+                 limit: int = 200) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The `limit` most urgent alerts (as `alerts(...)[:limit]`) and how many of each kind
+    there are in all: what the dashboard shows, without sorting every alert."""
+    if within < 0:
+        raise ValueError("within must be zero or more days")
+    found = [*grant_alerts(models, today, within),
+             *milestone_alerts(models, today, within, first=limit),
+             *dispute_alerts(models, today, within)]
+    kinds = Counter(a["kind"] for a in found)
+    # Overdue milestones were read only as far as the list needs them: count them all.
+    kinds["milestone_overdue"] = int(models.query(
+        f"SELECT COUNT(*) AS n {_OVERDUE_WORK}", [*WORK_DUE, today.isoformat()])[0]["n"])
+    return heapq.nsmallest(limit, found, key=urgency), kinds
+
+
 def urgency(alert: dict[str, Any]) -> tuple[Any, ...]:
     """Overdue before due; then the least time left (the longest overdue) first."""
     return (SEVERITIES.index(alert["severity"]), alert["days_left"], KINDS.index(alert["kind"]),
@@ -76,7 +94,14 @@ def grant_alerts(models: Any, today: date, within: int) -> Iterator[dict[str, An
         "FROM {access} a JOIN {summary} s ON s.engagement_id = a.engagement_id "
         "LEFT JOIN {milestones} m ON m.engagement_id = a.engagement_id "
         "AND m.milestone_id = a.milestone_id "
-        "WHERE a.status = 'active'"
+        # Only the grants that can raise an alert in the window (ISO dates compare as text):
+        # past or within the window's last day, a milestone whose stage moved since the last
+        # recertification, or a 30-day recertification falling due by the window's end.
+        "WHERE a.status = 'active' AND (a.until <= ? OR (m.status IS NOT NULL AND "
+        "(a.recertified_stage IS NULL OR m.status <> a.recertified_stage)) "
+        "OR a.recertified_at < ?)",
+        [horizon.isoformat(),
+         (horizon - timedelta(days=RECERTIFY_EVERY_DAYS - 1)).isoformat()],
     ):
         until = date.fromisoformat(row["until"])
         access = f"{row['level']} access to {row['resource']} ({row['grant_id']})"
@@ -139,17 +164,33 @@ def _unresolved_disputes_opened(models: Any) -> dict[tuple[str, str], str]:
 # Milestones -------------------------------------------------------------------------------
 
 
-def milestone_alerts(models: Any, today: date, within: int) -> Iterator[dict[str, Any]]:
-    """Work still due past its due date; inspection periods ending within the window or past."""
+#: Milestones whose work is overdue on `today` (FROM and WHERE; parameters WORK_DUE, today).
+_OVERDUE_WORK = ("FROM {milestones} m JOIN {summary} s ON s.engagement_id = m.engagement_id "
+                 f"WHERE m.status IN ({', '.join('?' for _ in WORK_DUE)}) AND m.due < ?")
+
+
+def milestone_alerts(models: Any, today: date, within: int,
+                     first: int | None = None) -> Iterator[dict[str, Any]]:
+    """Work still due past its due date; inspection periods ending within the window or past.
+
+    With `first`, only the overdue milestones that can be among the `first` most urgent
+    alerts: those due on or before the `first`-th earliest due date (ties included). Any
+    other is preceded by at least `first` alerts of its own kind that are longer overdue.
+    """
     after_horizon = (today + timedelta(days=within + 1)).isoformat()
     marks = ", ".join("?" for _ in WORK_DUE)
+    bound, bound_params = "", []
+    if first is not None:
+        bound = (f" AND m.due <= COALESCE((SELECT m.due {_OVERDUE_WORK} ORDER BY m.due "
+                 f"LIMIT 1 OFFSET ?), '9999-12-31')")
+        bound_params = [*WORK_DUE, today.isoformat(), max(first - 1, 0)]
     for row in models.query(
         "SELECT m.engagement_id, m.milestone_id, m.title AS milestone_title, m.status, m.due, "
         "m.extension_requested, m.inspection_ends_at, s.title, s.curator, s.contractor "
         "FROM {milestones} m JOIN {summary} s ON s.engagement_id = m.engagement_id "
-        f"WHERE (m.status IN ({marks}) AND m.due < ?) "
+        f"WHERE (m.status IN ({marks}) AND m.due < ?{bound}) "
         "OR (m.status = 'submitted' AND m.inspection_ends_at < ?)",
-        [*WORK_DUE, today.isoformat(), after_horizon],
+        [*WORK_DUE, today.isoformat(), *bound_params, after_horizon],
     ):
         milestone = row["milestone_id"]
         if row["status"] == "submitted":
@@ -271,12 +312,16 @@ def _alert(kind: str, row: Row, item: str, day: date, today: date, message: str,
 
 
 def _moment(text: str) -> datetime:
-    """A read-model timestamp (`2026-11-02T09:00:00.000000Z`) as an aware datetime."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """A read-model timestamp (`2026-11-02T09:00:00.000000Z`) as an aware datetime (UTC).
+
+    `fromisoformat` (C) rather than `strptime`: ten times faster, and it runs per row."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _day(text: str) -> date:
-    return _moment(text).date()
+    """The UTC day of a read-model timestamp (they are stored in UTC, `...Z`)."""
+    return date.fromisoformat(text[:10])
 
 
 def _in_days(days: int) -> str:
@@ -287,6 +332,7 @@ def _late(days: int) -> str:
     return f"{days} day{'s' if days != 1 else ''} late"
 
 
+@functools.lru_cache(maxsize=4096)  # a few dozen item names, tens of thousands of alerts
 def _natural(item: str) -> tuple[str, int]:
     """`G2` before `G10`."""
     match = re.fullmatch(r"([A-Z]+)(\d+)", item)

@@ -90,10 +90,33 @@ def verify(app: Any, store: ReadModelStore, digest_text: str | None = None,
             from ledger.errors import InvalidInput
 
             raise InvalidInput(str(error)) from None
+    try:
+        return _verify(app, store, wanted, progress)
+    except _Malformed as error:
+        return VerifyReport(False, error.checked, problem=(
+            f"{_entry_name(error.position, None)}: the audit trail or the stored event holds a "
+            f"value of the wrong kind ({error.detail}): it was changed behind the ledger's back"),
+            position=error.position)
+
+
+class _Malformed(Exception):
+    """A trail row or stored event whose values are not even of the right type (text where a
+    number belongs, a missing topic): tampering, reported like any other broken entry."""
+
+    def __init__(self, position: int, checked: int, detail: str) -> None:
+        super().__init__(detail)
+        self.position, self.checked, self.detail = position, checked, detail
+
+
+def _verify(app: Any, store: ReadModelStore, wanted: tuple[int | None, str] | None,
+            progress: Callable[[int, int], None] | None) -> VerifyReport:
     recorder = app.recorder
     head = recorder.max_notification_id() or 0
     trail_head = store.query("SELECT MAX(position) AS p FROM {audit}")[0]["p"] or 0
-    last = max(head, int(trail_head))
+    try:
+        last = max(head, int(trail_head))
+    except (TypeError, ValueError):
+        raise _Malformed(head + 1, 0, f"position {trail_head!r}") from None
     previous = GENESIS
     engagement_heads: dict[str, str] = {}
     checked = 0
@@ -104,56 +127,63 @@ def verify(app: Any, store: ReadModelStore, digest_text: str | None = None,
         return VerifyReport(False, checked, problem=f"{_entry_name(at, row)}: {what}",
                             position=at)
 
-    while position < last:
-        notifications = _stored_events(app, store, position, last)
-        stop = notifications[-1][0] if notifications else last
-        rows = query_tuples(store, store.sql(
-            "SELECT position, engagement_id, version, type, event_sha256, prev_hash, hash, "
-            "engagement_prev_hash, engagement_hash FROM {audit} WHERE position > ? AND "
-            "position <= ? ORDER BY position"), (position, stop))
-        by_position = {int(row[0]): row for row in rows}
-        # The lowest entry not yet matched, moving up (rows come ordered by position).
-        ascending = iter(list(by_position))
-        lowest = next(ascending, None)
-        # Plain tuples, unpacked: this loop runs once per event of the log.
-        for n_id, stored_id, version, topic, state in notifications:
-            row = by_position.pop(n_id, None)
-            while lowest is not None and lowest not in by_position:
-                lowest = next(ascending, None)
-            if lowest is not None and lowest < n_id:
-                return fail(lowest, _Entry._make(by_position[lowest]),
+    at = position + 1
+    try:
+        while position < last:
+            notifications = _stored_events(app, store, position, last)
+            stop = notifications[-1][0] if notifications else last
+            rows = query_tuples(store, store.sql(
+                "SELECT position, engagement_id, version, type, event_sha256, prev_hash, hash, "
+                "engagement_prev_hash, engagement_hash FROM {audit} WHERE position > ? AND "
+                "position <= ? ORDER BY position"), (position, stop))
+            by_position = {int(row[0]): row for row in rows}
+            # The lowest entry not yet matched, moving up (rows come ordered by position).
+            ascending = iter(list(by_position))
+            lowest = next(ascending, None)
+            # Plain tuples, unpacked: this loop runs once per event of the log.
+            for n_id, stored_id, version, topic, state in notifications:
+                at = n_id
+                row = by_position.pop(n_id, None)
+                while lowest is not None and lowest not in by_position:
+                    lowest = next(ascending, None)
+                if lowest is not None and lowest < n_id:
+                    return fail(lowest, _Entry._make(by_position[lowest]),
+                                "is in the audit trail but its stored event is gone from the log")
+                if row is None:
+                    return fail(n_id, None, "the stored event has no audit-trail entry")
+                (_, row_engagement, row_version, _, row_event_hash, row_previous, row_hash,
+                 row_engagement_previous, row_engagement_hash) = row
+                engagement_id = _hyphenated(stored_id)
+                if engagement_id != row_engagement or version != row_version:
+                    return fail(n_id, _Entry._make(row), f"the stored event now claims engagement "
+                                                          f"{engagement_id} version {version}")
+                event_hash = sha256(canonical_event(engagement_id, version, topic,
+                                                    state)).hexdigest()
+                if event_hash != row_event_hash:
+                    return fail(n_id, _Entry._make(row), "the stored event does not match its "
+                                "recorded hash (it was changed after it was recorded)")
+                entry_hash = sha256((previous + event_hash).encode()).hexdigest()  # chain()
+                if row_previous != previous or row_hash != entry_hash:
+                    return fail(n_id, _Entry._make(row), "the whole-log hash chain breaks here")
+                engagement_previous = engagement_heads.get(engagement_id, GENESIS)
+                if (row_engagement_previous != engagement_previous or row_engagement_hash
+                        != sha256((engagement_previous + event_hash).encode()).hexdigest()):
+                    return fail(n_id, _Entry._make(row), "the engagement's hash chain breaks here")
+                engagement_heads[engagement_id] = row_engagement_hash
+                previous = entry_hash
+                checked += 1
+                if wanted is not None and digest_at is None and entry_hash == wanted[1]:
+                    digest_at = n_id
+            if by_position:
+                missing = min(by_position)
+                return fail(missing, _Entry._make(by_position[missing]),
                             "is in the audit trail but its stored event is gone from the log")
-            if row is None:
-                return fail(n_id, None, "the stored event has no audit-trail entry")
-            (_, row_engagement, row_version, _, row_event_hash, row_previous, row_hash,
-             row_engagement_previous, row_engagement_hash) = row
-            engagement_id = _hyphenated(stored_id)
-            if engagement_id != row_engagement or version != row_version:
-                return fail(n_id, _Entry._make(row), f"the stored event now claims engagement "
-                                                      f"{engagement_id} version {version}")
-            event_hash = sha256(canonical_event(engagement_id, version, topic, state)).hexdigest()
-            if event_hash != row_event_hash:
-                return fail(n_id, _Entry._make(row), "the stored event does not match its "
-                            "recorded hash (it was changed after it was recorded)")
-            entry_hash = sha256((previous + event_hash).encode()).hexdigest()  # chain()
-            if row_previous != previous or row_hash != entry_hash:
-                return fail(n_id, _Entry._make(row), "the whole-log hash chain breaks here")
-            engagement_previous = engagement_heads.get(engagement_id, GENESIS)
-            if (row_engagement_previous != engagement_previous or row_engagement_hash
-                    != sha256((engagement_previous + event_hash).encode()).hexdigest()):
-                return fail(n_id, _Entry._make(row), "the engagement's hash chain breaks here")
-            engagement_heads[engagement_id] = row_engagement_hash
-            previous = entry_hash
-            checked += 1
-            if wanted is not None and digest_at is None and entry_hash == wanted[1]:
-                digest_at = n_id
-        if by_position:
-            missing = min(by_position)
-            return fail(missing, _Entry._make(by_position[missing]),
-                        "is in the audit trail but its stored event is gone from the log")
-        position = stop
-        if progress is not None:
-            progress(position, last)
+            position = stop
+            if progress is not None:
+                progress(position, last)
+    except (TypeError, ValueError, AttributeError, UnicodeError, OverflowError) as error:
+        raise _Malformed(at, checked, f"{type(error).__name__}: {error}".splitlines()[0][:200]) \
+            from None
     if wanted is not None and digest_at is None and not (wanted[1] == GENESIS and checked == 0):
         where = f" (position {wanted[0]})" if wanted[0] is not None else ""
         return VerifyReport(False, checked, problem=(

@@ -482,24 +482,13 @@ def _timeline_rows(rows: list[dict[str, Any]]) -> Iterator[list[Any]]:
 
 def engagement_as_of(models: Any, engagement_id: str, version: int) -> dict[str, Any]:
     """The engagement as it stood after `version`, as the JSON contract shows it (redacted for
-    a contractor). The state read model's snapshot when it is at that version, else the
-    application's repository (a range that ends before the engagement's latest event)."""
-    from eventsourcing.persistence import Mapper, StoredEvent
+    a contractor), loaded by the application's repository at that version (its snapshots,
+    then the events after them)."""
+    from uuid import UUID
 
     from ledger.views import engagement_state
 
-    store = models.store
-    rows = store.query("SELECT version, topic, state FROM {engagement_state} "
-                       "WHERE engagement_id = ?", (engagement_id,))
-    if rows and int(rows[0]["version"]) == version:
-        mapper = Mapper(transcoder=store.app_mapper.transcoder)
-        stored = StoredEvent(originator_id=engagement_id, originator_version=version,
-                             topic=rows[0]["topic"], state=rows[0]["state"].encode())
-        engagement = mapper.to_domain_event(stored).mutate(None)
-    else:
-        from uuid import UUID
-
-        engagement = models.app.repository.get(UUID(engagement_id), version=version)
+    engagement = models.app.repository.get(UUID(engagement_id), version=version)
     return engagement_state(engagement, models.actor)
 
 

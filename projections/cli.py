@@ -30,6 +30,17 @@ def register(cli: click.Group) -> None:
     from projections.cli_forget import forget_contractor
 
     cli.add_command(forget_contractor)
+    from ledger.cli import INIT_STEPS
+
+    if _create_read_model_tables not in INIT_STEPS:
+        INIT_STEPS.append(_create_read_model_tables)
+
+
+def _create_read_model_tables(app: Any) -> None:
+    """`init --postgres-roles`: the read models' tables exist before their privileges are set."""
+    from projections.runner import Projector
+
+    Projector(app)
 
 
 #: The ledger's context object (`ledger.cli.LedgerContext`: db, actor, app).
@@ -168,7 +179,7 @@ def projections_rebuild(ledger: Any, name: str | None) -> None:
               help="Seconds between checks for new events (SQLite; PostgreSQL is woken by NOTIFY).")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=None,
               envvar="LEDGER_PROJECTION_BATCH", show_envvar=True,
-              help="Events applied per transaction (default 2000).")
+              help="Events applied per transaction (default 10000).")
 @pass_ledger
 def projections_run(ledger: Any, follow: bool, poll: float, batch: int | None) -> None:
     """Bring every read model up to date; with --follow, keep them so.

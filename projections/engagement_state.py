@@ -1,31 +1,42 @@
 """Engagement state: each engagement's current state, kept for the models derived from it.
 
 Rather than copy the domain's rules into every read model (when does an engagement become
-active, what is in escrow), this model keeps one snapshot per engagement and moves it forward
-with the domain's own event classes (`event.mutate`). The read models that show an
-engagement's current state (summary, access register, money ledger, dispute docket, curator
-workload, contractor record) then derive their rows from the real `Engagement` after each
-batch. It runs first in every batch, so it is never behind the models that read it.
+active, what is in escrow), this model moves each engagement forward with the domain's own
+event classes (`event.mutate`). The read models that show an engagement's current state
+(summary, access register, money ledger, dispute docket, curator workload, contractor record)
+then derive their rows from the real `Engagement` after each batch. It runs first in every
+batch, so it is never behind the models that read it.
+
+Its table records only the version each engagement has reached. The engagements themselves
+stay decoded in memory between batches (`CACHE_SIZE`, most recently used); one that is not
+there, or not at the recorded version, is loaded by the application's repository at that
+version, so it is decoded by the application's own mapper (its transcodings, its cipher) and
+nothing about an engagement is stored here in plain, let alone personal text.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-from eventsourcing.persistence import Mapper, StoredEvent
+from uuid import UUID
 
 from projections.readmodel import Item, ReadModel
 from projections.store import Tx
+
+#: Engagements kept decoded between batches, per process (most recently used).
+CACHE_SIZE = 1000
 
 
 class EngagementState(ReadModel):
     name = "state"
     title = "engagement state (read by the other models)"
+    #: 2: the row is (engagement_id, version) only; the state itself is the domain's own
+    #: aggregate, kept in memory between batches or loaded from the log at that version.
+    schema_version = 2
     tables = (
         "CREATE TABLE IF NOT EXISTS {engagement_state} ("
-        "engagement_id TEXT PRIMARY KEY, version INTEGER NOT NULL, topic TEXT NOT NULL, "
-        "state TEXT NOT NULL)",
+        "engagement_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
     )
 
     def apply(self, tx: Tx, batch: Sequence[Item]) -> None:
@@ -34,43 +45,62 @@ class EngagementState(ReadModel):
         for item in batch:
             key = item.engagement_id
             engagements[key] = item.event.mutate(engagements.get(key))
-        mapper = _plain_mapper(tx)
-        rows = []
-        for key in ids:
-            engagement = engagements[key]
-            snapshot = type(engagement).Snapshot.take(engagement)
-            stored = mapper.to_stored_event(snapshot)
-            rows.append((key, engagement.version, stored.topic, stored.state.decode()))
-        tx.executemany("INSERT INTO {engagement_state} (engagement_id, version, topic, state) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT (engagement_id) DO UPDATE SET "
-                       "version = excluded.version, topic = excluded.topic, "
-                       "state = excluded.state", rows)
+        tx.executemany("INSERT INTO {engagement_state} (engagement_id, version) VALUES (?, ?) "
+                       "ON CONFLICT (engagement_id) DO UPDATE SET version = excluded.version",
+                       [(key, engagements[key].version) for key in ids])
         tx.cache.setdefault("engagements", {}).update(engagements)
+        _remember(tx, engagements)
 
 
 def load_engagements(tx: Tx, ids: Iterable[str]) -> dict[str, Any]:
-    """The engagements as this transaction sees them (after the state model's batch)."""
+    """The engagements as this transaction sees them (after the state model's batch).
+
+    Each is the domain's own `Engagement` at the version the state model recorded for it:
+    the one kept in this process since an earlier batch when it is at that version (a
+    rolled-back batch or another process's catch-up leaves it behind or ahead, and it is
+    then not used), else loaded by the application's repository at that version (its
+    snapshots, then the events after them, decoded by the application's own mapper).
+    """
     cache: dict[str, Any] = tx.cache.setdefault("engagements", {})
     missing = sorted(set(ids) - cache.keys())
-    mapper = _plain_mapper(tx)
+    kept = _kept(tx)
+    repository = tx.store.app_repository
     for start in range(0, len(missing), 500):
         chunk = missing[start:start + 500]
         marks = ", ".join("?" for _ in chunk)
-        for row in tx.query(f"SELECT * FROM {{engagement_state}} WHERE engagement_id IN ({marks})",
-                            chunk):
-            stored = StoredEvent(originator_id=row["engagement_id"],
-                                 originator_version=row["version"], topic=row["topic"],
-                                 state=row["state"].encode())
-            cache[row["engagement_id"]] = mapper.to_domain_event(stored).mutate(None)
+        for row in tx.query(f"SELECT engagement_id, version FROM {{engagement_state}} "
+                            f"WHERE engagement_id IN ({marks})", chunk):
+            key, version = row["engagement_id"], int(row["version"])
+            engagement = kept.get(key)
+            if engagement is None or engagement.version != version:
+                engagement = kept[key] = repository.get(UUID(key), version=version)
+            cache[key] = engagement
+    _trim(kept)
     return {key: cache[key] for key in ids if key in cache}
 
 
-def _plain_mapper(tx: Tx) -> Mapper[Any]:
-    """The application's transcoder without compression or encryption: rows stay readable."""
-    mapper = tx.cache.get("plain_mapper")
-    if mapper is None:
-        mapper = tx.cache["plain_mapper"] = Mapper(transcoder=tx.store.app_mapper.transcoder)
-    return mapper
+def _kept(tx: Tx) -> OrderedDict[str, Any]:
+    """This process's engagements between batches (one per store, so per ledger)."""
+    kept = getattr(tx.store, "kept_engagements", None)
+    if kept is None:
+        kept = tx.store.kept_engagements = OrderedDict()
+    return kept
+
+
+def _remember(tx: Tx, engagements: dict[str, Any]) -> None:
+    """Keeps the batch's engagements for the next batch. They are only used when the state
+    model's row says they are at the right version, so a batch that is rolled back (or
+    another process that moves an engagement on) cannot make a later batch use a wrong one."""
+    kept = _kept(tx)
+    for key, engagement in engagements.items():
+        kept[key] = engagement
+        kept.move_to_end(key)
+    _trim(kept)
+
+
+def _trim(kept: OrderedDict[str, Any]) -> None:
+    while len(kept) > CACHE_SIZE:
+        kept.popitem(last=False)
 
 
 class EngagementRows(ReadModel):

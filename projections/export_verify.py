@@ -94,6 +94,8 @@ class ExportCheck:
             raise Broken(f"{where} is empty: an export has no blank lines")
         try:
             record = json.loads(raw)
+        except UnicodeDecodeError:  # a ValueError without the JSON error's line and column
+            raise Broken(f"{where} is not UTF-8 text: the file was changed or cut") from None
         except ValueError as error:
             raise Broken(f"{where} is not JSON ({error.msg} at column {error.colno}): the file "
                          "was changed or cut") from None
@@ -194,8 +196,9 @@ class ExportCheck:
             fields.update(actor=state.get("actor"), role=state.get("role"),
                           timestamp=_utc_text(state.get("timestamp")))
         for field, value in fields.items():
-            if value is not None and e[field] != value:
-                raise broken(f"{field} says {e[field]!r} but the stored event says {value!r}")
+            if value is not None and e.get(field) != value:  # a field may have been removed
+                raise broken(f"{field} says {e.get(field)!r} but the stored event says "
+                             f"{value!r}")
 
     def check_run(self, e: dict[str, Any], broken: Callable[[str], Broken]) -> None:
         """One contiguous run of the export's chain: each entry follows on from the last."""

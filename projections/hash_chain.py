@@ -19,6 +19,7 @@ of a stored byte is seen.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from typing import Any
@@ -37,7 +38,12 @@ def canonical_event(originator_id: Any, originator_version: int, topic: str,
     return b"".join((b'{"originator_id":"', str(originator_id).encode(),
                      b'","originator_version":', str(int(originator_version)).encode(),
                      b',"state":', embedded,
-                     b',"topic":', json.dumps(topic).encode(), b"}"))
+                     b',"topic":', _topic_json(topic), b"}"))
+
+
+@functools.lru_cache(maxsize=1024)  # a few dozen topics, one call per event
+def _topic_json(topic: str) -> bytes:
+    return json.dumps(topic).encode()
 
 
 def _is_utf8(data: bytes) -> bool:

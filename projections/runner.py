@@ -17,20 +17,37 @@ recorder cannot be subscribed to, it polls.
 from __future__ import annotations
 
 import bisect
+import gc
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from projections.catalog import READ_MODELS, read_model_class
 from projections.readmodel import Item, ReadModel
 from projections.store import LEADER_LOCK_KEY, ReadModelStore, open_store
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 10_000
 META_TABLE = ("CREATE TABLE IF NOT EXISTS {meta} ("
               "name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)")
 
 Progress = Callable[[int, int], None]  # (applied so far, to apply in all)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for one batch. A batch makes millions of
+    objects, almost none of them garbage, and the kept engagements are many more: the
+    collector's full passes over them took a third of a large catch-up. It resumes after the
+    batch (whatever happens), and its next pass collects anything the batch left."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Projector:
@@ -71,19 +88,21 @@ class Projector:
         applied = 0
         recorder, mapper = self.app.recorder, self.app.mapper
         while low < target:
-            notifications = recorder.select_notifications(start=low + 1, limit=batch_size,
-                                                          stop=target)
-            if not notifications:
-                break
-            items = [Item(n, mapper.to_domain_event(n), str(n.originator_id)) for n in notifications]
-            positions = [item.position for item in items]
-            with self.store.transaction() as tx:
-                for model in models:
-                    tracked = tx.position(model.tracking_key)
-                    todo = items[bisect.bisect_right(positions, tracked):]
-                    if todo:
-                        model.apply(tx, todo)
-                        tx.track(model.tracking_key, todo[-1].position)
+            with _no_cyclic_gc():
+                notifications = recorder.select_notifications(start=low + 1, limit=batch_size,
+                                                              stop=target)
+                if not notifications:
+                    break
+                items = [Item(n, mapper.to_domain_event(n), str(n.originator_id))
+                         for n in notifications]
+                positions = [item.position for item in items]
+                with self.store.transaction() as tx:
+                    for model in models:
+                        tracked = tx.position(model.tracking_key)
+                        todo = items[bisect.bisect_right(positions, tracked):]
+                        if todo:
+                            model.apply(tx, todo)
+                            tx.track(model.tracking_key, todo[-1].position)
             low = positions[-1]
             applied += len(items)
             if progress is not None:

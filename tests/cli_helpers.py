@@ -110,3 +110,19 @@ def expect_refusal(result: subprocess.CompletedProcess[str], exit_code: int) -> 
     assert len(lines[0]) > len("ledger: ") + 5, describe(result)
     assert result.stdout == "", describe(result)
     return lines[0]
+
+
+def run_ledger_in_process(db_url: str | None, actor: str | None,
+                          *args: str) -> subprocess.CompletedProcess[str]:
+    """`ledger --db URL --as ACTOR ARGS...` through `ledger.cli.main` (the console script's own
+    function) in this process, output captured: for tests that run hundreds of commands."""
+    import contextlib
+    import io
+
+    from ledger.cli import main
+
+    argv = ledger_argv(db_url, actor, *args)[len(LEDGER):]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return subprocess.CompletedProcess([*LEDGER, *argv], code, out.getvalue(), err.getvalue())

@@ -3,6 +3,8 @@ what that event changed highlighted."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from textual import on, work
@@ -11,6 +13,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
+
+
+#: States kept by the replay screen (a step back or forth needs one of the last two again).
+STATES_KEPT = 8
 
 
 class ReplayScreen(Screen[None]):
@@ -29,6 +35,10 @@ class ReplayScreen(Screen[None]):
         self.engagement_id = engagement_id
         self.version = version
         self.history: list[dict[str, Any]] = []
+        #: States already loaded, by version (the last few): a step loads the state after
+        #: the event and the one before it, and the next step needs one of them again.
+        self._states: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._states_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,6 +67,8 @@ class ReplayScreen(Screen[None]):
         self.show_version(self.version or len(history))
 
     def load(self) -> None:  # the app's live refresh: new events extend the bar
+        with self._states_lock:  # what a version reads as can change (a forgotten contractor)
+            self._states.clear()
         self.load_history()
 
     def show_version(self, version: int) -> None:
@@ -68,8 +80,27 @@ class ReplayScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="replay")
     def render_version(self, version: int) -> None:
-        state, changes = self.app.service.replay(self.engagement_id, version)  # type: ignore[attr-defined]
+        from ledger.views import changes as changes_between
+
+        # As `LedgerService.replay`: the state after the event, and what differs from the
+        # state before it (none for the opening event); states loaded for the last steps are
+        # used again.
+        state = self._state(version)
+        before = self._state(version - 1) if version > 1 else {}
+        changes = changes_between(before, state) if before else []
         self.app.call_from_thread(self._show, version, state, changes)
+
+    def _state(self, version: int) -> dict[str, Any]:
+        with self._states_lock:
+            if version in self._states:
+                self._states.move_to_end(version)
+                return self._states[version]
+        state = self.app.service.engagement(self.engagement_id, version)  # type: ignore[attr-defined]
+        with self._states_lock:
+            self._states[version] = state
+            while len(self._states) > STATES_KEPT:
+                self._states.popitem(last=False)
+        return state
 
     def _show(self, version: int, state: dict[str, Any], changes: list[dict[str, Any]]) -> None:
         from ledger.tables import render_state

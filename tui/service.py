@@ -67,21 +67,25 @@ class LedgerService:
         monthly = m.monthly()
         released = [(row["currency"], row["released"]) for row in monthly
                     if row["month"] == month and row["released"] not in ("0", "0.00")]
-        alerts = self._alerts(within)
+        alerts, kinds = self._alerts(within)
         return Dashboard(
             counts=m.status_counts(), totals=m.totals(), monthly=monthly, alerts=alerts,
             released_this_month=released,
             open_disputes=int(m.query("SELECT COUNT(*) AS n FROM {disputes} "
                                       "WHERE status IN ('open', 'escalated')")[0]["n"]),
-            grants_expiring=sum(1 for a in alerts if a["kind"] == "grant_expiring"),
-            milestones_overdue=sum(1 for a in alerts if a["kind"] == "milestone_overdue"),
+            grants_expiring=kinds["grant_expiring"],
+            milestones_overdue=kinds["milestone_overdue"],
             head=m.projector.head(),
         )
 
-    def _alerts(self, within: int) -> list[dict[str, Any]]:
-        from projections.alerts import alerts
+    #: Alerts the dashboard lists (the most urgent); the figures count all of them.
+    DASHBOARD_ALERTS = 200
 
-        return alerts(self.models, within=within, today=self.day())
+    def _alerts(self, within: int) -> tuple[list[dict[str, Any]], Any]:
+        from projections.alerts import first_alerts
+
+        return first_alerts(self.models, within=within, today=self.day(),
+                            limit=self.DASHBOARD_ALERTS)
 
     def engagements(self, search: str | None = None, status: str | None = None,
                     order: str = "updated", limit: int = 100, offset: int = 0
