@@ -29,6 +29,8 @@ from projections.readmodel import Item, ReadModel
 from projections.store import LEADER_LOCK_KEY, ReadModelStore, open_store
 
 BATCH_SIZE = 10_000
+#: A catch-up that applied this many events refreshes the planner's statistics (PostgreSQL).
+ANALYZE_AFTER = 20_000
 META_TABLE = ("CREATE TABLE IF NOT EXISTS {meta} ("
               "name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)")
 
@@ -107,6 +109,8 @@ class Projector:
             applied += len(items)
             if progress is not None:
                 progress(min(low - (target - total), total), total)
+        if applied >= ANALYZE_AFTER:
+            self.store.refresh_statistics([t for m in models for t in m.table_names()])
         return applied
 
     def rebuild(self, progress: Progress | None = None) -> int:
