@@ -206,6 +206,9 @@ def projections_run(ledger: Any, follow: bool, poll: float, batch: int | None) -
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
     try:
         projector.follow(stop, poll=poll, say=lambda text: click.echo(text, err=True))
     except KeyboardInterrupt:

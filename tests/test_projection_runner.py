@@ -112,7 +112,15 @@ class Runner:
     def stop(self, how: signal.Signals) -> str:
         """Sends `how` and returns what the runner printed; it must exit 0, no traceback."""
         self.process.send_signal(how)
-        code = self.process.wait(timeout=20)
+        try:
+            code = self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # say what it was doing, then fail
+            self.process.send_signal(signal.SIGUSR1)  # the runner dumps its threads' stacks
+            time.sleep(1)
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            raise AssertionError(f"still running 20 s after {how.name}; it said:\n"
+                                 f"{self.output.read_text()}") from None
         said = self.output.read_text()
         assert code == 0 and "Traceback" not in said, f"exit {code} after {how.name}:\n{said}"
         assert said.rstrip().endswith("stopped"), said
