@@ -205,7 +205,10 @@ def projections_run(ledger: Any, follow: bool, poll: float, batch: int | None) -
         click.echo(f"read models up to date: {applied} events applied")
         return
     stop = threading.Event()
+    # Both stop it cleanly, also where SIGINT was ignored when the process started (as for
+    # anything a non-interactive shell starts with `&`, which Python then leaves ignored).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     import faulthandler
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
