@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, NamedTuple
 
-from projections.hash_chain import GENESIS, canonical_event, parse_digest
+from projections.hash_chain import GENESIS, canonical_event, wanted_digest
 from projections.store import ReadModelStore, query_tuples
 
 BATCH = 5000
@@ -94,14 +94,7 @@ def _entry_name(position: int, row: _Entry | None) -> str:
 
 def verify(app: Any, store: ReadModelStore, digest_text: str | None = None,
            progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    wanted: tuple[int | None, str] | None = None
-    if digest_text:
-        try:
-            wanted = parse_digest(digest_text)
-        except ValueError as error:
-            from ledger.errors import InvalidInput
-
-            raise InvalidInput(str(error)) from None
+    wanted = wanted_digest(digest_text)
     try:
         return _verify(app, store, wanted, progress)
     except _Malformed as error:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from projections.audit import VerifyReport
-from projections.hash_chain import GENESIS, chain, parse_digest
+from projections.hash_chain import GENESIS, chain, wanted_digest
 
 EXPORT_FORMAT = "engagement-ledger-audit/1"
 TOPIC_PREFIX = "engagement-ledger:"
@@ -45,12 +45,7 @@ def verify_export(path: str | Path, digest_text: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     from ledger.errors import InvalidInput
 
-    wanted: tuple[int | None, str] | None = None
-    if digest_text:
-        try:
-            wanted = parse_digest(digest_text)
-        except ValueError as error:
-            raise InvalidInput(str(error)) from None
+    wanted = wanted_digest(digest_text)
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"no file {str(path)!r}")

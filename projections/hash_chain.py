@@ -62,6 +62,19 @@ def chain(previous: str, event_hash: str) -> str:
     return hashlib.sha256((previous + event_hash).encode()).hexdigest()
 
 
+def wanted_digest(text: str | None) -> tuple[int | None, str] | None:
+    """A digest to verify against, as `verify` and `verify --export` take it: None when none
+    was given; a malformed one is invalid input (exit 2)."""
+    if not text:
+        return None
+    try:
+        return parse_digest(text)
+    except ValueError as error:
+        from ledger.errors import InvalidInput
+
+        raise InvalidInput(str(error)) from None
+
+
 def parse_digest(text: str) -> tuple[int | None, str]:
     """`POSITION:HASH` (as `ledger audit digest` prints it) or a bare HASH."""
     text = text.strip()

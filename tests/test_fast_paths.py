@@ -22,56 +22,53 @@ from ledger.views import engagement_state
 from factories import AUDITOR, CLIENT, CONTRACTOR, CURATOR, active_engagement
 
 
+@pytest.fixture
+def two(db_url):  # type: ignore[no-untyped-def]
+    """Two applications on one database, as two processes would be: each its own cache."""
+    first, second = open_ledger(db_url), open_ledger(db_url)
+    yield first, second
+    first.close()
+    second.close()
+
+
 def _notes(app, eid):  # type: ignore[no-untyped-def]
     return [n.text for n in app.engagement(eid, AUDITOR).notes]
 
 
-def test_a_command_on_a_cached_engagement_another_process_moved_on_is_recorded_once(db_url):
-    first, second = open_ledger(db_url), open_ledger(db_url)
-    try:
-        eid = active_engagement(first)  # cached in `first`
-        second.execute(LogNote.build(engagement_id=eid, text="from the other process"), CURATOR)
-        first.execute(LogNote.build(engagement_id=eid, text="from this one"), CURATOR)
-        assert first.conflicts_retried == 1  # the stale cache met the primary key, then reloaded
-        assert _notes(first, eid) == ["from the other process", "from this one"]
-        assert _notes(second, eid) == ["from the other process", "from this one"]
-    finally:
-        first.close()
-        second.close()
+def test_a_command_on_a_cached_engagement_another_process_moved_on_is_recorded_once(two):
+    first, second = two
+    eid = active_engagement(first)  # cached in `first`
+    second.execute(LogNote.build(engagement_id=eid, text="from the other process"), CURATOR)
+    first.execute(LogNote.build(engagement_id=eid, text="from this one"), CURATOR)
+    assert first.conflicts_retried == 1  # the stale cache met the primary key, then reloaded
+    assert _notes(first, eid) == ["from the other process", "from this one"]
+    assert _notes(second, eid) == ["from the other process", "from this one"]
 
 
-def test_a_refusal_on_a_stale_cached_engagement_is_checked_again_on_fresh_state(db_url):
-    first, second = open_ledger(db_url), open_ledger(db_url)
-    try:
-        eid = active_engagement(first)
-        milestone = first.execute(DefineMilestone.build(engagement_id=eid, title="Phase",
-                                                        amount="100", due="2027-01-31"), CURATOR)
-        # Funded by another process: this one's cache still says "defined", where submitting
-        # work is refused.
-        second.execute(FundMilestone.build(engagement_id=eid, milestone_id=milestone), CLIENT)
-        first.execute(SubmitWork.build(engagement_id=eid, milestone_id=milestone, note="PR 1"),
-                      CONTRACTOR)
-        state = engagement_state(second.engagement(eid, AUDITOR), AUDITOR)
-        assert [m["status"] for m in state["milestones"]] == ["submitted"]
-    finally:
-        first.close()
-        second.close()
+def test_a_refusal_on_a_stale_cached_engagement_is_checked_again_on_fresh_state(two):
+    first, second = two
+    eid = active_engagement(first)
+    milestone = first.execute(DefineMilestone.build(engagement_id=eid, title="Phase",
+                                                    amount="100", due="2027-01-31"), CURATOR)
+    # Funded by another process: this one's cache still says "defined", where submitting
+    # work is refused.
+    second.execute(FundMilestone.build(engagement_id=eid, milestone_id=milestone), CLIENT)
+    first.execute(SubmitWork.build(engagement_id=eid, milestone_id=milestone, note="PR 1"),
+                  CONTRACTOR)
+    state = engagement_state(second.engagement(eid, AUDITOR), AUDITOR)
+    assert [m["status"] for m in state["milestones"]] == ["submitted"]
 
 
-def test_a_refusal_that_holds_on_fresh_state_is_reported(db_url):
-    first, second = open_ledger(db_url), open_ledger(db_url)
-    try:
-        eid = active_engagement(first)
-        milestone = first.execute(DefineMilestone.build(engagement_id=eid, title="Phase",
-                                                        amount="100", due="2027-01-31"), CURATOR)
-        second.execute(LogNote.build(engagement_id=eid, text="moved on"), CURATOR)
-        with pytest.raises(RuleViolation):  # not funded, on the cached and on the fresh state
-            first.execute(SubmitWork.build(engagement_id=eid, milestone_id=milestone,
-                                           note="PR 1"), CONTRACTOR)
-        assert _notes(first, eid) == ["moved on"]
-    finally:
-        first.close()
-        second.close()
+def test_a_refusal_that_holds_on_fresh_state_is_reported(two):
+    first, second = two
+    eid = active_engagement(first)
+    milestone = first.execute(DefineMilestone.build(engagement_id=eid, title="Phase",
+                                                    amount="100", due="2027-01-31"), CURATOR)
+    second.execute(LogNote.build(engagement_id=eid, text="moved on"), CURATOR)
+    with pytest.raises(RuleViolation):  # not funded, on the cached and on the fresh state
+        first.execute(SubmitWork.build(engagement_id=eid, milestone_id=milestone,
+                                       note="PR 1"), CONTRACTOR)
+    assert _notes(first, eid) == ["moved on"]
 
 
 def _transcoder() -> JSONTranscoder:
