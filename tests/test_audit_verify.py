@@ -152,3 +152,48 @@ def test_a_digest_of_another_ledger_fails(filled: str) -> None:
     assert "matches no entry" in message
     message = expect_refusal(run_ledger(filled, AUDITOR, "audit", "verify", "--digest", "xyz"), 2)
     assert "64 hexadecimal" in message
+
+
+@pytest.mark.parametrize("changed", [3, 7, 8, 64])
+def test_verify_reads_the_log_in_ranges_and_names_a_change_in_any_of_them(
+        filled: str, changed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ranges of 7 events: on PostgreSQL the next range is read in a thread while this one is
+    # checked. Every range boundary, and a change in the first, at an edge and far along.
+    from ledger.application import open_ledger
+    from ledger.roles import Actor
+    from projections import audit
+    from projections.queries import ReadModels
+
+    monkeypatch.setattr(audit, "BATCH", 7)
+    app = open_ledger(filled)
+    try:
+        models = ReadModels(app, Actor.parse(AUDITOR))
+        events = app.recorder.max_notification_id()
+        whole = audit.verify(app, models.store)
+        assert whole.ok and whole.checked == events, whole.problem
+        change_stored_event(filled, changed, lambda state: state.replace(b'"actor":"', b'"actor":"Y', 1))
+        broken = audit.verify(app, models.store)
+        assert not broken.ok and broken.position == changed and broken.checked == changed - 1
+        assert "does not match its recorded hash" in broken.problem
+    finally:
+        app.close()
+
+
+def test_a_run_of_deleted_events_longer_than_a_range_is_named(
+        filled: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.application import open_ledger
+    from ledger.roles import Actor
+    from projections import audit
+    from projections.queries import ReadModels
+
+    monkeypatch.setattr(audit, "BATCH", 7)
+    app = open_ledger(filled)
+    try:
+        models = ReadModels(app, Actor.parse(AUDITOR))
+        assert audit.verify(app, models.store).ok
+        for position in range(20, 40):
+            delete_stored_event(filled, position)
+        report = audit.verify(app, models.store)
+        assert not report.ok and report.position == 20 and "gone from the log" in report.problem
+    finally:
+        app.close()
