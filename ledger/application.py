@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (IntegrityError, InterfaceError, JSONTranscoder, Mapper,
                                        OperationalError)
 
@@ -254,6 +254,25 @@ class Engagements(Application[UUID]):
         for engagement_id in engagement_ids:  # no decoded text stays in this process's cache
             self._evict(engagement_id)
         return recorded
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's `Application.save`, step for step, except that an engagement's events
+        are collected directly: `ProcessingEvent.collect_events` tests every object against
+        two runtime-checkable Protocols, and such an `isinstance` walks the Protocol's members
+        (about 10 us a command, 3-4 % of it on SQLite)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if type(obj) is Engagement:
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # (deprecated in the library; kept as it does)
+        return recordings
 
     def save_many(self, engagements: list[Engagement]) -> None:
         """Saves several engagements built in memory in one transaction (bulk work, the demo)."""

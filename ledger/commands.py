@@ -96,11 +96,12 @@ class EngagementCommand(Command):
 
     def check_against(self, engagement: Engagement) -> None:
         """Input checks that need the engagement: ids exist, amounts fit the currency."""
+        values = self.__dict__  # pydantic keeps the fields here; a missing one costs a raise
         for field_name, table in (("milestone_id", engagement.milestones),
                                   ("agreement_id", engagement.agreements),
                                   ("grant_id", engagement.grants),
                                   ("dispute_id", engagement.disputes)):
-            ref = getattr(self, field_name, None)
+            ref = values.get(field_name)
             if ref is not None and ref not in table:
                 raise InvalidInput(f"engagement has no {field_name.split('_')[0]} {ref}")
         for field_name in self.amount_fields:

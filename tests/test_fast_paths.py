@@ -134,3 +134,38 @@ def test_snapshots_stored_in_the_first_format_still_load(sqlite_url):
         app.execute(LogNote.build(engagement_id=eid, text="one more"), CURATOR)
     finally:
         app.close()
+
+
+def test_save_takes_the_library_save_steps_in_its_order():
+    # `Engagements.save` repeats the library's `Application.save` with a cheaper collection of
+    # events: if the library's steps change, this says so before the copy drifts.
+    import inspect
+    import re
+
+    from eventsourcing.application import Application
+
+    def steps(func):  # type: ignore[no-untyped-def]
+        return re.findall(r"self\.(_record|_take_snapshots|_notify|notify)\(",
+                          inspect.getsource(func))
+
+    assert steps(Application.save) == steps(Engagements.save) == \
+        ["_record", "_take_snapshots", "_notify", "notify"]
+
+
+def test_save_records_caches_snapshots_and_tells_subscribers(sqlite_url):
+    from test_snapshots import busy_engagement
+
+    app = open_ledger(sqlite_url)
+    told = []
+    app._notify = lambda recordings: told.append(len(recordings))  # type: ignore[method-assign]
+    try:
+        eid = busy_engagement(app, CURATOR, CLIENT, CONTRACTOR)
+        version = app.engagement(eid, AUDITOR).version
+        assert version > 400 and sum(told) == version  # every event told, in its save
+        assert app.repository.cache.get(eid).version == version  # the saved one is cached
+        snapshots = [s.originator_version for s in app.snapshots.get(eid)]
+        assert snapshots == list(range(200, version + 1, 200))
+        saved = app.save(None)  # what the library accepts, this accepts
+        assert saved == []
+    finally:
+        app.close()
