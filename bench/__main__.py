@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
                     if backend.name not in where:
                         continue
                     say(f"bench: {backend.name}: {name}…")
+                    backend.settle()  # no autovacuum left over from the last measurement's data
                     began = time.perf_counter()
                     try:
                         module = importlib.import_module(module_name)

@@ -128,6 +128,7 @@ def measure(backend: Backend, sizes: Sizes, context: dict[str, Any]) -> list[Res
     from projections.runner import BATCH_SIZE, Projector
 
     demo = demo_dataset(backend, sizes, context)
+    backend.settle()  # the demo's load has just set the server's autovacuum off
     app = open_ledger(demo["url"])
     try:
         decoded, decode_seconds = read_and_decode(app, BATCH_SIZE)
