@@ -22,6 +22,7 @@ from eventsourcing.persistence import (IntegrityError, InterfaceError, JSONTrans
 from ledger.engagement import Engagement
 from ledger.errors import ConcurrentChange, DatabaseUnavailable, InvalidInput, LedgerError
 from ledger.events import EngagementEvent, Stamp
+from ledger.gc_pause import gc_paused
 from ledger.money import parse_amount
 from ledger.roles import Action, Actor, check_acts_as_party, check_permitted
 from ledger.storage import Database, is_connection_lost, is_lock_timeout, resolve
@@ -304,8 +305,9 @@ class Engagements(Application[UUID]):
     def _rebuilt(self, engagement_id: UUID, version: int) -> Engagement:
         """The engagement after event `version`, from the latest snapshot at or before it and
         the events after that (never the live cached one)."""
-        return self.repository.get(engagement_id, version=version,
-                                   projector_func=project_engagement)
+        with gc_paused():  # a long engagement's snapshot is ~300,000 objects, none garbage
+            return self.repository.get(engagement_id, version=version,
+                                       projector_func=project_engagement)
 
     def version_at(self, engagement_id: UUID, at: str | datetime,
                    current: Engagement | None = None) -> int:

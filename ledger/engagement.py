@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.access import AccessMixin
 from ledger.agreements import AgreementKind, AgreementsMixin
+from ledger.command_memory import CommandMemory
 from ledger.disclosures import DisclosuresMixin
 from ledger.disputes import DisputesMixin
 from ledger.errors import InvalidInput, RuleViolation
@@ -218,7 +219,7 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
         self.playbook: list[Entry] = []
         self.notes: list[Entry] = []
         self.corrections: list[Entry] = []
-        self.commands: dict[str, list[str | None]] = {}
+        self.commands = CommandMemory()
 
     # Recording ------------------------------------------------------------------
 
@@ -236,11 +237,10 @@ class Engagement(InterviewsMixin, AgreementsMixin, DisclosuresMixin, MilestonesM
     def remember_command(self, command_id: str, digest: str, created: str | None) -> None:
         """A command's events record its answer (the ids they created, in order), so that a
         retry is answered the same."""
-        remembered = self.commands.get(command_id)
-        if remembered is None:
-            self.commands[command_id] = [digest, created]
-        elif created is not None:
-            remembered[1] = created if remembered[1] is None else f"{remembered[1]} {created}"
+        commands = self.commands
+        if type(commands) is dict:  # loaded from a snapshot stored before the packed memory
+            commands = self.commands = CommandMemory(commands)
+        commands.remember(command_id, digest, created)
 
     def advance_status(self) -> None:
         """The lifecycle only moves forward: vetting -> contracting -> active."""

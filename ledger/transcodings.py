@@ -67,5 +67,8 @@ def register_ledger_transcodings(transcoder: JSONTranscoder, keyring: Keyring | 
     for cls in (Agreement, AgreementVersion, Signature, Entry, Interview, Milestone, Grant,
                 Disclosure, Dispute, Evidence):
         transcoder.register(DataclassAsList(cls, f"ledger.{cls.__name__}/list", keyring))
+    from ledger.command_memory import CommandMemoryAsPacked
+
+    transcoder.register(CommandMemoryAsPacked())
     if keyring is not None:
         transcoder.register(SealedAsDict(keyring))

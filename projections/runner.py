@@ -17,13 +17,12 @@ recorder cannot be subscribed to, it polls.
 from __future__ import annotations
 
 import bisect
-import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ledger.gc_pause import gc_paused
 from projections.catalog import READ_MODELS, read_model_class
 from projections.readmodel import Item, ReadModel
 from projections.store import LEADER_LOCK_KEY, ReadModelStore, open_store
@@ -35,21 +34,6 @@ META_TABLE = ("CREATE TABLE IF NOT EXISTS {meta} ("
               "name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)")
 
 Progress = Callable[[int, int], None]  # (applied so far, to apply in all)
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for one batch. A batch makes millions of
-    objects, almost none of them garbage, and the kept engagements are many more: the
-    collector's full passes over them took a third of a large catch-up. It resumes after the
-    batch (whatever happens), and its next pass collects anything the batch left."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Projector:
@@ -90,7 +74,9 @@ class Projector:
         applied = 0
         recorder, mapper = self.app.recorder, self.app.mapper
         while low < target:
-            with _no_cyclic_gc():
+            # A batch makes millions of objects, almost none garbage, beside the kept
+            # engagements: the collector's full passes took a third of a large catch-up.
+            with gc_paused():
                 notifications = recorder.select_notifications(start=low + 1, limit=batch_size,
                                                               stop=target)
                 if not notifications:
