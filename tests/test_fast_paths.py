@@ -169,3 +169,15 @@ def test_save_records_caches_snapshots_and_tells_subscribers(sqlite_url):
         assert saved == []
     finally:
         app.close()
+
+
+def test_generated_command_ids_are_random_version_4_uuids():
+    from uuid import UUID
+
+    from ledger.application import new_command_id
+
+    ids = [new_command_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == "specified in RFC 4122"
