@@ -11,14 +11,11 @@ equal, table by table, a rebuild from zero.
 
 from __future__ import annotations
 
-import fcntl
 import signal
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +93,6 @@ class Runner:
 
     def __init__(self, url: str, output: Path, *args: str) -> None:
         self.output = output
-        self.postgres_follower = "--follow" in args and url.startswith("postgresql")
         with output.open("w") as sink:
             self.process = subprocess.Popen(
                 ledger_argv(url, ADMIN, "projections", "run", *args), stdout=sink,
@@ -131,40 +127,20 @@ class Runner:
             self.kill()
 
 
-@contextmanager
-def the_only_postgres_followers() -> Iterator[None]:
-    """Holds off the other tests' PostgreSQL followers until this test's have ended.
-
-    Leadership is ONE advisory lock per PostgreSQL database whatever the schema
-    (`projections.store.LEADER_LOCK_KEY`), so a follower of another test's schema would
-    lead in place of ours; see test_followers_of_two_ledgers_in_one_database_each_lead.
-    """
-    with open(Path(tempfile.gettempdir()) / "ledger-tests-postgres-leader.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture
 def runners(tmp_path: Path) -> Iterator[Callable[..., Runner]]:
-    """Starts runners; ends any still running when the test ends (and only then lets other
-    tests' PostgreSQL followers start)."""
+    """Starts runners; ends any still running when the test ends. (Leadership is per ledger
+    schema, so other tests' followers running at the same time never lead in ours.)"""
     started: list[Runner] = []
-    with ExitStack() as held:
 
-        def start(url: str, *args: str) -> Runner:
-            if ("--follow" in args and url.startswith("postgresql")
-                    and not any(r.postgres_follower for r in started)):
-                held.enter_context(the_only_postgres_followers())
-            runner = Runner(url, tmp_path / f"runner-{len(started)}.out", *args)
-            started.append(runner)
-            return runner
+    def start(url: str, *args: str) -> Runner:
+        runner = Runner(url, tmp_path / f"runner-{len(started)}.out", *args)
+        started.append(runner)
+        return runner
 
-        yield start
-        for runner in started:  # a failed test leaves no process behind
-            runner.end()
+    yield start
+    for runner in started:  # a failed test leaves no process behind
+        runner.end()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30,
