@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LEDGER = [sys.executable, "-m", "ledger.cli"]
 AUDITOR = "auditor:ann"
 FORMATS = ("csv", "jsonl", "pdf")
 
@@ -59,18 +58,17 @@ def env() -> dict[str, str]:
 
 
 def run_child(args: list[str]) -> tuple[float, int, str]:
-    """Runs one `ledger` process; returns seconds, its own peak RSS in MB, and stdout."""
-    started = time.perf_counter()
-    process = subprocess.Popen(LEDGER + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=env(), cwd=ROOT)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    stdout = process.stdout.read().decode() if process.stdout else ""
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"`ledger {' '.join(args)}` failed:\n{stderr}")
-    return seconds, usage.ru_maxrss // 1024, stdout  # ru_maxrss is in KB on Linux
+    """Runs one `ledger` process; returns seconds, its own peak RSS in MB (`VmHWM`, written by
+    `bench.peak_rss_child` as it exits), and stdout."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        started = time.perf_counter()
+        process = subprocess.run([sys.executable, "-m", "bench.peak_rss_child", str(peak_file),
+                                  *args], capture_output=True, env=env(), cwd=ROOT)
+        seconds = time.perf_counter() - started
+        if process.returncode:
+            raise SystemExit(f"`ledger {' '.join(args)}` failed:\n{process.stderr.decode()}")
+        return seconds, int(peak_file.read_text()), process.stdout.decode()
 
 
 def build(folder: Path, engagements: int) -> tuple[str, int, float, float]:

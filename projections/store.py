@@ -128,15 +128,22 @@ class SQLiteReadModelStore(SQLiteTrackingRecorder, ReadModelStore):
         with self.datastore.get_connection(commit=True) as conn:
             cursor = conn.cursor()
             # Read models insert under random keys (engagement ids) in several indexes; SQLite's
-            # default page cache (2 MB) thrashes on a large ledger. Per connection, so set here.
+            # default page cache (2 MB) thrashes on a large ledger. Per connection, so set here,
+            # and given back after: the pool hands this connection to readers too (an export
+            # scanning the whole trail would otherwise fill 64 MB of cache it never reuses).
+            cursor.execute("PRAGMA cache_size")
+            normal = cursor.fetchone()[0]
             cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-            cursor.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
             try:
-                yield Tx(self, cursor)
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+                cursor.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+                try:
+                    yield Tx(self, cursor)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            finally:
+                cursor.execute(f"PRAGMA cache_size = {int(normal)}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.datastore.transaction(commit=False) as cursor:
