@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import (Backend, Result, Sizes, median, raw_one_per_transaction,
+from bench.common import (Backend, Result, Sizes, checkpoint, median, raw_one_per_transaction,
                           stored_state_mean)
 from bench.workload import prepare, run_rounds
 
@@ -30,8 +30,10 @@ def measure(backend: Backend, sizes: Sizes, context: dict[str, Any]) -> list[Res
         engaged = prepare(app, sizes.command_engagements * repeats)
     finally:
         app.close()
+    backend.settle()
     runs, raws = [], []
     for number in range(repeats):
+        checkpoint(url)  # earlier writes' pages are not these commands' to copy (nor the raw's)
         # Ours, then the raw library, alternately: a single pair swung by ±0.05 in the ratio
         # from one run to the next on the same machine. Each of ours is a fresh application
         # (cold cache) on engagements of its own.
