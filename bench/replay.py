@@ -97,7 +97,7 @@ def measure(backend: Backend, sizes: Sizes, context: dict[str, Any]) -> list[Res
         engagement_id = build_long_engagement(app, sizes.replay_events)
     finally:
         app.close()
-    settled = backend.settle()
+    settled = backend.settle(url=url)
     context["long_engagement"] = {"url": url, "id": str(engagement_id),
                                   "events": sizes.replay_events}
     rng = random.Random(6)
